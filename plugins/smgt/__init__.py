@@ -1,0 +1,1 @@
+"""smgt-airflow: SageMaker Ground Truth labeling batches on Airflow."""

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Re-lock requirements.txt / requirements-dev.txt from the *.in files (Airflow's constraint
+# files are not used: the lock is ours, compiled by uv for Python 3.11).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
+uv pip compile requirements-dev.in -o requirements-dev.txt --python-version 3.11 --no-header
