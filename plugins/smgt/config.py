@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -61,7 +61,15 @@ def _check_s3_uri(value: str | None) -> str | None:
     return value
 
 
+def _number(value: Any) -> Any:
+    # JSON numbers only: "50" and true are typos, not rates.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number, got {_short(value)}")
+    return value
+
+
 S3Uri = Annotated[StrictStr, Field(max_length=1024)]
+Number = Annotated[float, BeforeValidator(_number)]
 
 
 class InputConfig(BaseModel):
@@ -70,7 +78,7 @@ class InputConfig(BaseModel):
     inputManifestS3Uri: S3Uri | None = None
     chainFromJobName: StrictStr | None = Field(default=None, max_length=63)
     # Percentage of frames (video) or lines (images) of the parent's output sent to this job.
-    downSamplingRate: StrictInt | StrictFloat | None = None
+    downSamplingRate: Number | None = None
 
     @field_validator("inputManifestS3Uri")
     @classmethod

@@ -1,0 +1,66 @@
+"""Shared test fixtures. Tests import the package the way Airflow does: plugins/ on sys.path."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for folder in (ROOT / "plugins", ROOT):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+INPUT = "s3://smgt-workflows-123456789012-us-east-1-batch-input"
+
+
+def notebook_batch(batch_id: str = "nb-track-1a2b3c4d") -> dict:
+    """The reference notebook's 4-job batch, as its users send it."""
+    return {
+        "batchId": batch_id,
+        "labelingJobs": [
+            {
+                "jobName": f"{batch_id}-vehicle",
+                "jobType": "BATCH",
+                "jobModality": "VideoObjectTracking",
+                "labelAttributeName": "vehicle-ref",
+                "labelCategoryConfigS3Uri": f"{INPUT}/tracking_manifests/vehicle_label_category.json",
+                "inputConfig": {"inputManifestS3Uri": f"{INPUT}/tracking_manifests/MOT17-13-SDP.manifest"},
+                "jobLevel": 1,
+            },
+            {
+                "jobName": f"{batch_id}-lane",
+                "jobType": "BATCH",
+                "jobModality": "VideoObjectTracking",
+                "labelAttributeName": "lane-ref",
+                "labelCategoryConfigS3Uri": f"{INPUT}/tracking_manifests/lane_label_category.json",
+                "inputConfig": {"inputManifestS3Uri": f"{INPUT}/tracking_manifests/MOT17-13-SDP.manifest"},
+                "jobLevel": 1,
+            },
+            {
+                "jobName": f"{batch_id}-vehicle-audit",
+                "jobType": "BATCH",
+                "jobModality": "VideoObjectTrackingAudit",
+                "labelAttributeName": "vehicle-audit-ref",
+                "labelCategoryConfigS3Uri": f"{INPUT}/tracking_manifests/vehicle_label_category_audit.json",
+                "inputConfig": {"chainFromJobName": f"{batch_id}-vehicle"},
+                "jobLevel": 2,
+            },
+            {
+                "jobName": f"{batch_id}-lane-audit",
+                "jobType": "BATCH",
+                "jobModality": "VideoObjectTrackingAudit",
+                "labelAttributeName": "lane-audit-ref",
+                "labelCategoryConfigS3Uri": f"{INPUT}/tracking_manifests/lane_label_category_audit.json",
+                "inputConfig": {"chainFromJobName": f"{batch_id}-lane"},
+                "jobLevel": 2,
+            },
+        ],
+    }
+
+
+@pytest.fixture
+def nb_batch() -> dict:
+    return copy.deepcopy(notebook_batch())
