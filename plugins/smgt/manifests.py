@@ -1,0 +1,567 @@
+"""Manifest chaining, down-sampling and frame inputs (SPEC sections 5 and 6).
+
+A chained job's input manifest is its parent's *output* manifest, optionally down-sampled:
+
+- video / point-cloud sequences are sampled on **frames**: each line's sequence file is rewritten
+  with `ceil(n * rate / 100)` of its `n` frames (at least one) and the line points at the new file;
+- images (and single-frame point clouds) are sampled on **lines**.
+
+The sample is seeded from (batch id, job name[, the sequence's source-ref]) with SHA-256, so a
+retry or a re-run in another process picks the same frames. What was chosen is written as JSON lines
+next to the new manifest and summarised in a small dict for XCom / batch show.
+
+Manifests can be gigabytes: nothing here reads a whole manifest. Lines are streamed (S3 bodies via
+`iter_lines`), output goes to a temporary file on disk and is uploaded with `upload_file` (multipart
+above its threshold). Only one sequence file (a few thousand frames at most) is held at a time.
+
+The same code runs on local paths (benchmark, tests) and on S3 (the DAG) through `Storage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import groupby
+from typing import IO, Any, Literal
+
+from smgt.config import parse_s3_uri
+from smgt.registry import MediaKind
+from smgt.sequences import build_sequence, manifest_line
+
+# 1 MiB reads: large enough that per-chunk overhead vanishes, small enough to keep memory flat.
+READ_CHUNK = 1 << 20
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+RECORD_SUFFIX = ".sampling.jsonl"
+SUMMARY_LIMIT = 20
+
+
+class ManifestError(ValueError):
+    """A manifest, sequence file or frame prefix that cannot be used as asked."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Storage: s3://bucket/key or a local path (optionally file://...)
+# --------------------------------------------------------------------------------------------------
+
+
+def is_s3_uri(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def join_uri(prefix: str, name: str) -> str:
+    return prefix.rstrip("/") + "/" + name
+
+
+def parent_uri(uri: str) -> str:
+    return uri.rsplit("/", 1)[0]
+
+
+def _local_path(uri: str) -> str:
+    return uri[len("file://") :] if uri.startswith("file://") else uri
+
+
+class Storage:
+    """The few I/O operations manifest work needs, for S3 URIs and local paths alike.
+
+    `s3_client` is a boto3 S3 client; it is created lazily so local-only use needs no AWS config.
+    """
+
+    def __init__(self, s3_client: Any = None, *, tmp_dir: str | None = None) -> None:
+        self._s3 = s3_client
+        self.tmp_dir = tmp_dir
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    def iter_lines(self, uri: str) -> Iterator[bytes]:
+        """Lines of an object without their line ending, streamed."""
+        if is_s3_uri(uri):
+            bucket, key = parse_s3_uri(uri)
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_lines(chunk_size=READ_CHUNK)
+            finally:
+                body.close()  # an abandoned generator must not keep the HTTP connection busy
+        else:
+            with open(_local_path(uri), "rb", buffering=READ_CHUNK) as f:
+                for line in f:
+                    yield line.rstrip(b"\r\n")
+
+    def read_json(self, uri: str) -> Any:
+        """A small JSON object (sequence file, label config): read whole."""
+        try:
+            if is_s3_uri(uri):
+                bucket, key = parse_s3_uri(uri)
+                return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            with open(_local_path(uri), "rb") as f:
+                return json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{uri}: not valid JSON ({exc})") from None
+
+    def write_json(self, uri: str, obj: Any) -> None:
+        data = json.dumps(obj, separators=(",", ":")).encode()
+        if is_s3_uri(uri):
+            bucket, key = parse_s3_uri(uri)
+            self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")
+        else:
+            with self.open_write(uri) as f:
+                f.write(data)
+
+    def put_file(self, local_file: str, uri: str) -> None:
+        """Copy a finished local file to `uri` (S3: managed, multipart upload for large files)."""
+        if is_s3_uri(uri):
+            bucket, key = parse_s3_uri(uri)
+            self.s3.upload_file(local_file, bucket, key)
+        else:
+            dest = _local_path(uri)
+            os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+            os.replace(local_file, dest)
+
+    @contextmanager
+    def open_write(self, uri: str) -> Iterator[IO[bytes]]:
+        """A binary file to write `uri` through; it appears at `uri` only if the block succeeds.
+
+        Locally the temporary file sits in the destination folder so the final rename is atomic;
+        for S3 it sits in `tmp_dir` (system default) and is uploaded, then deleted.
+        """
+        if is_s3_uri(uri):
+            tmp_parent = self.tmp_dir
+        else:
+            tmp_parent = os.path.dirname(_local_path(uri)) or "."
+            os.makedirs(tmp_parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".smgt-", suffix=".part", dir=tmp_parent)
+        try:
+            with os.fdopen(fd, "wb", buffering=READ_CHUNK) as f:
+                yield f
+            self.put_file(tmp, uri)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def list_uris(self, prefix_uri: str) -> Iterator[str]:
+        """Every object under a folder-like prefix, in lexicographic key order (S3: paginated)."""
+        prefix_uri = prefix_uri.rstrip("/") + "/"
+        if is_s3_uri(prefix_uri):
+            bucket, key = parse_s3_uri(prefix_uri)
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    if not obj["Key"].endswith("/"):
+                        yield f"s3://{bucket}/{obj['Key']}"
+            return
+        root = _local_path(prefix_uri)
+        # Walking sorted keeps every top-level folder's files contiguous, as S3 listing does.
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, root)
+            for name in sorted(filenames):
+                yield prefix_uri + (name if rel == "." else f"{rel}/{name}")
+
+
+def as_storage(storage_or_client: Storage | Any) -> Storage:
+    """Accept a `Storage` or a bare boto3 S3 client."""
+    return storage_or_client if isinstance(storage_or_client, Storage) else Storage(storage_or_client)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling primitives
+# --------------------------------------------------------------------------------------------------
+
+
+def sample_seed(batch_id: str, job_name: str, source_ref: str = "") -> int:
+    """Seed for a job's sample; SHA-256 because Python's str hash is salted per process."""
+    digest = hashlib.sha256("\x1f".join((batch_id, job_name, source_ref)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def check_rate(rate: float | None) -> float | None:
+    if rate is not None and (isinstance(rate, bool) or not 0 < rate <= 100):
+        raise ManifestError(f"downSamplingRate: must be a number with 0 < rate <= 100, got {rate!r}")
+    return rate
+
+
+def is_copy_rate(rate: float | None) -> bool:
+    return check_rate(rate) is None or rate == 100
+
+
+def kept_count(n: int, rate: float | None) -> int:
+    """`ceil(n * rate / 100)`, at least 1 of a non-empty set.
+
+    Computed on the decimal value of the rate (Fraction(str(rate))) so e.g. 7 % of 100 is 7,
+    not the 8 that binary float rounding (100 * 0.07 = 7.000000000000001) would give.
+    """
+    check_rate(rate)
+    if n <= 0:
+        return 0
+    if rate is None:
+        return n
+    return min(n, max(1, math.ceil(Fraction(str(rate)) * n / 100)))
+
+
+def sample_sequence(sequence: dict[str, Any], rate: float | None, rng: random.Random) -> dict[str, Any]:
+    """A copy of a sequence file with only the sampled frames, in their original order.
+
+    Frame objects are kept as they are (frame-no, frame, unix-timestamp, point-cloud poses...):
+    renumbering would break the link to the parent's SeqLabel.json, which is keyed by frame-no.
+    """
+    frames = sequence.get("frames")
+    if not isinstance(frames, list):
+        raise ManifestError("sequence file has no 'frames' list")
+    kept = sorted(rng.sample(range(len(frames)), kept_count(len(frames), rate)))
+    sampled = dict(sequence)
+    sampled["frames"] = [frames[i] for i in kept]
+    sampled["number-of-frames"] = len(kept)
+    return sampled
+
+
+def _frame_label(frame: Any) -> Any:
+    return frame.get("frame", frame.get("frame-no")) if isinstance(frame, dict) else frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Chaining / down-sampling
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SamplingSummary:
+    """What a chained input manifest holds; small enough for XCom. The full record is at record_uri."""
+
+    manifest_uri: str
+    record_uri: str | None  # None when nothing was sampled (rate None / 100: a plain copy)
+    media: str
+    level: Literal["frames", "lines", "copy"]
+    rate: float | None
+    lines_in: int = 0
+    lines_out: int = 0
+    frames_in: int | None = None  # frame level only
+    frames_out: int | None = None
+    lines_without_label: int = 0  # parent output lines with metadata but no label (failed objects)
+    # Per sequence (frame level) or per kept line (line level), only the first SUMMARY_LIMIT.
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    samples_truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "manifestUri": self.manifest_uri,
+            "recordUri": self.record_uri,
+            "media": self.media,
+            "level": self.level,
+            "rate": self.rate,
+            "linesIn": self.lines_in,
+            "linesOut": self.lines_out,
+            "framesIn": self.frames_in,
+            "framesOut": self.frames_out,
+            "linesWithoutLabel": self.lines_without_label,
+            "samples": self.samples,
+            "samplesTruncated": self.samples_truncated,
+        }
+
+
+def record_uri_for(manifest_uri: str) -> str:
+    return manifest_uri + RECORD_SUFFIX
+
+
+def _content_lines(storage: Storage, uri: str) -> Iterator[bytes]:
+    # GT tolerates blank lines (e.g. a trailing newline); they are neither objects nor counted.
+    for line in storage.iter_lines(uri):
+        if line.strip():
+            yield line
+
+
+def _parse_line(line: bytes, number: int, uri: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{uri}: line {number + 1} is not valid JSON ({exc})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("source-ref"), str):
+        raise ManifestError(f"{uri}: line {number + 1} is not a JSON object with a 'source-ref' string")
+    return obj
+
+
+class _LabelCheck:
+    """Checks that lines come from the parent's output (carry `<attr>-metadata`)."""
+
+    def __init__(self, attribute: str | None, uri: str) -> None:
+        self.attribute, self.uri, self.missing = attribute, uri, 0
+
+    def __call__(self, obj: dict[str, Any], number: int) -> None:
+        if self.attribute is None:
+            return
+        if f"{self.attribute}-metadata" not in obj:
+            raise ManifestError(
+                f"{self.uri}: line {number + 1} has no '{self.attribute}-metadata'; "
+                f"is this the output manifest of the job labelling '{self.attribute}'?"
+            )
+        if self.attribute not in obj:
+            self.missing += 1  # GT keeps objects whose labelling failed, with only a failure-reason
+
+
+def _json_line(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def _is_sequence_manifest(storage: Storage, uri: str, media: MediaKind) -> bool:
+    if media is MediaKind.VIDEO:
+        return True
+    if media is MediaKind.IMAGE:
+        return False
+    # Point clouds: tracking uses sequence files (.json), single-frame tasks point at the cloud
+    # itself (.pcd/.bin/.txt). The first line decides for the whole manifest.
+    for number, line in enumerate(_content_lines(storage, uri)):
+        return _parse_line(line, number, uri)["source-ref"].lower().endswith(".json")
+    return False
+
+
+def build_chained_manifest(
+    storage: Storage | Any,
+    parent_output_manifest_uri: str,
+    out_manifest_uri: str,
+    *,
+    media: MediaKind | str,
+    rate: float | None,
+    batch_id: str,
+    job_name: str,
+    parent_label_attribute: str | None = None,
+    sequences_prefix_uri: str | None = None,
+    summary_limit: int = SUMMARY_LIMIT,
+) -> SamplingSummary:
+    """Write a chained job's input manifest from its parent's output manifest.
+
+    Lines keep everything the parent's output put on them (label reference, `-metadata`); only
+    `source-ref` changes, and only for down-sampled sequences. `rate` None or 100 copies the lines
+    unchanged into the new manifest. Sampled sequence files go under `sequences_prefix_uri`
+    (default: `sequences/` next to the new manifest); the record of chosen frames/lines goes to
+    `record_uri_for(out_manifest_uri)`. `parent_label_attribute`, when given, makes a manifest that
+    is not that parent's output fail here instead of in Ground Truth.
+    """
+    storage = as_storage(storage)
+    media = MediaKind(media)
+    check_rate(rate)
+    label_check = _LabelCheck(parent_label_attribute, parent_output_manifest_uri)
+    if is_copy_rate(rate):
+        summary = _copy_lines(storage, parent_output_manifest_uri, out_manifest_uri, label_check)
+    elif _is_sequence_manifest(storage, parent_output_manifest_uri, media):
+        summary = _sample_frames(
+            storage,
+            parent_output_manifest_uri,
+            out_manifest_uri,
+            sequences_prefix_uri or join_uri(parent_uri(out_manifest_uri), "sequences"),
+            rate,
+            batch_id,
+            job_name,
+            label_check,
+            summary_limit,
+        )
+    else:
+        summary = _sample_lines(
+            storage,
+            parent_output_manifest_uri,
+            out_manifest_uri,
+            rate,
+            batch_id,
+            job_name,
+            label_check,
+            summary_limit,
+        )
+    summary.media = media.value
+    summary.rate = rate
+    summary.lines_without_label = label_check.missing
+    return summary
+
+
+def _copy_lines(storage: Storage, src: str, dest: str, label_check: _LabelCheck) -> SamplingSummary:
+    count = 0
+    with storage.open_write(dest) as out:
+        for number, line in enumerate(_content_lines(storage, src)):
+            # Parsing validates the parent's output; the bytes written are the original line.
+            label_check(_parse_line(line, number, src), number)
+            out.write(line + b"\n")
+            count += 1
+    return SamplingSummary(dest, None, "", "copy", None, lines_in=count, lines_out=count)
+
+
+def _sample_frames(
+    storage: Storage,
+    src: str,
+    dest: str,
+    sequences_prefix: str,
+    rate: float | None,
+    batch_id: str,
+    job_name: str,
+    label_check: _LabelCheck,
+    summary_limit: int,
+) -> SamplingSummary:
+    record_uri = record_uri_for(dest)
+    summary = SamplingSummary(dest, record_uri, "", "frames", rate)
+    frames_in = frames_out = 0
+    with storage.open_write(dest) as out, storage.open_write(record_uri) as record:
+        for number, line in enumerate(_content_lines(storage, src)):
+            obj = _parse_line(line, number, src)
+            label_check(obj, number)
+            source_ref = obj["source-ref"]
+            try:
+                sequence = storage.read_json(source_ref)
+                if not isinstance(sequence, dict):
+                    raise ManifestError("not a JSON object")
+                rng = random.Random(sample_seed(batch_id, job_name, source_ref))
+                sampled = sample_sequence(sequence, rate, rng)
+            except ManifestError as exc:
+                raise ManifestError(f"{src}: line {number + 1}: sequence file {source_ref}: {exc}") from None
+            # The line number keeps names unique when two videos' sequence files share a base name.
+            sampled_ref = join_uri(sequences_prefix, f"{number:06d}-{source_ref.rsplit('/', 1)[-1]}")
+            storage.write_json(sampled_ref, sampled)
+            obj["source-ref"] = sampled_ref
+            out.write(_json_line(obj))
+
+            n_in, n_out = len(sequence["frames"]), len(sampled["frames"])
+            entry = {
+                "line": number,
+                "source-ref": source_ref,
+                "sampled-ref": sampled_ref,
+                "framesIn": n_in,
+                "framesOut": n_out,
+                "frames": [_frame_label(f) for f in sampled["frames"]],
+            }
+            record.write(_json_line(entry))
+            summary.lines_in += 1
+            summary.lines_out += 1
+            frames_in += n_in
+            frames_out += n_out
+            if len(summary.samples) < summary_limit:
+                summary.samples.append(entry)
+            else:
+                summary.samples_truncated = True
+    summary.frames_in, summary.frames_out = frames_in, frames_out
+    return summary
+
+
+def _sample_lines(
+    storage: Storage,
+    src: str,
+    dest: str,
+    rate: float | None,
+    batch_id: str,
+    job_name: str,
+    label_check: _LabelCheck,
+    summary_limit: int,
+) -> SamplingSummary:
+    """Exactly `kept_count(total, rate)` lines in O(1) memory: a counting pass, then selection
+    sampling (Knuth's Algorithm S), which keeps line t with probability needed / remaining."""
+    total = sum(1 for _ in _content_lines(storage, src))
+    needed = kept_count(total, rate)
+    rng = random.Random(sample_seed(batch_id, job_name))
+    record_uri = record_uri_for(dest)
+    summary = SamplingSummary(dest, record_uri, "", "lines", rate, lines_in=total)
+    seen = 0
+    with storage.open_write(dest) as out, storage.open_write(record_uri) as record:
+        for number, line in enumerate(_content_lines(storage, src)):
+            seen += 1
+            if number >= total:
+                break  # reported below: the object changed between the two passes
+            # needed == total - number forces the pick, so exactly `needed` lines are kept.
+            if rng.random() * (total - number) >= needed:
+                continue
+            needed -= 1
+            obj = _parse_line(line, number, src)
+            label_check(obj, number)
+            out.write(line + b"\n")  # the original bytes: the parent's annotations stay untouched
+            entry = {"line": number, "source-ref": obj["source-ref"]}
+            record.write(_json_line(entry))
+            summary.lines_out += 1
+            if len(summary.samples) < summary_limit:
+                summary.samples.append(entry)
+            else:
+                summary.samples_truncated = True
+        if seen != total:
+            raise ManifestError(f"{src}: changed while being sampled ({total} lines, then {seen})")
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------
+# Frame inputs for recurring batches
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FrameInputs:
+    manifest_uri: str
+    sequences: int
+    frames: int  # frames listed in the sequence files (after `step`)
+    videos: list[dict[str, Any]]  # {"video", "sequenceUri", "frames"} per sequence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "manifestUri": self.manifest_uri,
+            "sequences": self.sequences,
+            "frames": self.frames,
+            "videos": self.videos,
+        }
+
+
+def build_video_inputs_from_prefix(
+    storage: Storage | Any,
+    frames_prefix_uri: str,
+    *,
+    step: int = 1,
+    out_prefix_uri: str,
+    limit: int | None = None,
+    manifest_name: str = "input.manifest",
+) -> FrameInputs:
+    """Sequence files and one input manifest from frame images under `<prefix>/<video>/...`.
+
+    Like the notebook: one sequence per video folder (e.g. `<video>/img1/000001.jpg`), frames
+    sorted, every `step`-th kept (`files[:limit:step]`) and numbered 1..k, the sequence file written
+    as `<out_prefix>/<video>_seq.json`. Files that are not .jpg/.jpeg/.png are ignored, and so are
+    images lying directly under the prefix (they belong to no video).
+    """
+    storage = as_storage(storage)
+    if step < 1:
+        raise ManifestError(f"step: must be >= 1, got {step}")
+    prefix = frames_prefix_uri.rstrip("/") + "/"
+
+    def frames() -> Iterator[tuple[str, str]]:
+        for uri in storage.list_uris(prefix):
+            rel = uri[len(prefix) :]
+            if "/" in rel and rel.lower().endswith(FRAME_EXTENSIONS):
+                yield rel.split("/", 1)[0], uri
+
+    manifest_uri = join_uri(out_prefix_uri, manifest_name)
+    videos: list[dict[str, Any]] = []
+    with storage.open_write(manifest_uri) as manifest:
+        # Listings are in key order, so each video's frames arrive together: one video in memory.
+        for seq_no, (video, group) in enumerate(groupby(frames(), key=lambda item: item[0])):
+            uris = [uri for _, uri in group]
+            folders = sorted({parent_uri(uri) for uri in uris})
+            if len(folders) > 1:
+                # A sequence has one prefix; frames from two folders cannot share it.
+                raise ManifestError(
+                    f"video folder {prefix}{video}/ has frames in {len(folders)} folders "
+                    f"({', '.join(folders[:3])}...); a sequence needs them in one folder"
+                )
+            sequence = build_sequence(uris, folders[0] + "/", step=step, seq_no=seq_no, limit=limit)
+            sequence_uri = join_uri(out_prefix_uri, f"{video}_seq.json")
+            storage.write_json(sequence_uri, sequence)
+            manifest.write(manifest_line(sequence_uri).encode() + b"\n")
+            videos.append(
+                {"video": video, "sequenceUri": sequence_uri, "frames": sequence["number-of-frames"]}
+            )
+        if not videos:
+            raise ManifestError(
+                f"no frames found under {prefix}: expected images ({', '.join(FRAME_EXTENSIONS)}) "
+                f"in video folders, e.g. {prefix}<video>/img1/000001.jpg"
+            )
+    return FrameInputs(manifest_uri, len(videos), sum(v["frames"] for v in videos), videos)

@@ -1,0 +1,389 @@
+"""Chaining and down-sampling of manifests (SPEC section 6), on local files and on S3 (moto)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from smgt.manifests import (
+    ManifestError,
+    Storage,
+    build_chained_manifest,
+    kept_count,
+    record_uri_for,
+)
+from smgt.registry import MediaKind
+
+ATTR = "vehicles-ref"
+META = {
+    "class-map": {"0": "Vehicle"},
+    "job-name": "labeling-job/vehicles",
+    "human-annotated": "yes",
+    "creation-date": "2026-11-24T00:00:00.000000",
+    "type": "groundtruth/video-object-tracking",
+}
+
+
+def frames(n: int) -> list[dict]:
+    return [
+        {"frame-no": i + 1, "frame": f"{i + 1:06d}.jpg", "unix-timestamp": 1700000000 + i} for i in range(n)
+    ]
+
+
+def sequence(n: int, prefix: str = "s3://in/vid/img1/") -> dict:
+    return {
+        "version": "2020-07-01",
+        "seq-no": 0,
+        "prefix": prefix,
+        "number-of-frames": n,
+        "frames": frames(n),
+    }
+
+
+def video_output_line(seq_uri: str, i: int = 0) -> dict:
+    return {
+        "source-ref": seq_uri,
+        ATTR: f"s3://out/vehicles/annotations/consolidated-annotation/output/{i}/SeqLabel.json",
+        f"{ATTR}-metadata": META,
+    }
+
+
+def write_video_parent(tmp_path: Path, frame_counts: list[int]) -> str:
+    """A video job's output manifest with one sequence file per line; returns its path."""
+    lines = []
+    for i, n in enumerate(frame_counts):
+        seq_path = tmp_path / "in" / f"vid{i}_seq.json"
+        seq_path.parent.mkdir(parents=True, exist_ok=True)
+        seq_path.write_text(json.dumps(sequence(n)))
+        lines.append(json.dumps(video_output_line(str(seq_path), i)))
+    manifest = tmp_path / "parent" / "output.manifest"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text("\n".join(lines) + "\n")
+    return str(manifest)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def chain(src: str, dest: str, *, media=MediaKind.VIDEO, rate=50, job="vehicles-audit", batch="b1", **kw):
+    return build_chained_manifest(
+        Storage(), src, dest, media=media, rate=rate, batch_id=batch, job_name=job, **kw
+    )
+
+
+def sampled_sequences(dest: str) -> list[dict]:
+    return [json.loads(Path(line["source-ref"]).read_text()) for line in read_jsonl(dest)]
+
+
+# ------------------------------------------------------------------------------------------ counts
+
+
+@pytest.mark.parametrize(
+    ("n", "rate", "expected"),
+    [(2, 50, 1), (1, 1, 1), (3, 50, 2), (10, 33.3, 4), (100, 7, 7), (100, 0.5, 1), (7, 100, 7), (5, None, 5)],
+)
+def test_kept_count_is_ceil_with_at_least_one(n, rate, expected):
+    assert kept_count(n, rate) == expected
+
+
+def test_rate_out_of_range_is_rejected(tmp_path):
+    src = write_video_parent(tmp_path, [2])
+    for rate in (0, -5, 100.5, True):
+        with pytest.raises(ManifestError, match="downSamplingRate"):
+            chain(src, str(tmp_path / "out" / "x.manifest"), rate=rate)
+
+
+# ------------------------------------------------------------------------------------------ video
+
+
+def test_two_frame_sequence_at_50_percent_keeps_exactly_one(tmp_path):
+    src = write_video_parent(tmp_path, [2])
+    dest = str(tmp_path / "child" / "input.manifest")
+    summary = chain(src, dest)
+    (seq,) = sampled_sequences(dest)
+    assert seq["number-of-frames"] == 1 and len(seq["frames"]) == 1
+    assert seq["frames"][0] in frames(2)
+    assert (summary.lines_in, summary.lines_out, summary.frames_in, summary.frames_out) == (1, 1, 2, 1)
+
+
+@pytest.mark.parametrize("rate", [1, 10, 33.3, 50, 75, 99])
+def test_each_sequence_keeps_ceil_n_rate_frames(tmp_path, rate):
+    counts = [1, 2, 3, 7, 10, 31, 150]
+    src = write_video_parent(tmp_path, counts)
+    dest = str(tmp_path / "child" / "input.manifest")
+    chain(src, dest, rate=rate)
+    for n, seq in zip(counts, sampled_sequences(dest), strict=True):
+        expected = max(1, math.ceil(n * rate / 100 - 1e-9))
+        assert seq["number-of-frames"] == len(seq["frames"]) == expected
+
+
+def test_kept_frames_are_the_original_objects_in_order(tmp_path):
+    src = write_video_parent(tmp_path, [40])
+    dest = str(tmp_path / "child" / "input.manifest")
+    chain(src, dest, rate=25)
+    (seq,) = sampled_sequences(dest)
+    originals = frames(40)
+    assert all(f in originals for f in seq["frames"])  # frame-no, frame, unix-timestamp untouched
+    numbers = [f["frame-no"] for f in seq["frames"]]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 10
+    # Everything but the frames is carried over from the original sequence file.
+    assert {k: v for k, v in seq.items() if k not in ("frames", "number-of-frames")} == {
+        k: v for k, v in sequence(40).items() if k not in ("frames", "number-of-frames")
+    }
+
+
+def test_same_seed_same_frames_other_job_other_frames(tmp_path):
+    src = write_video_parent(tmp_path, [100, 60])
+    picks = {}
+    for name, job, batch in [
+        ("a", "audit", "b1"),
+        ("a2", "audit", "b1"),
+        ("j", "other-job", "b1"),
+        ("b", "audit", "b2"),
+    ]:
+        dest = str(tmp_path / name / "input.manifest")
+        chain(src, dest, job=job, batch=batch)
+        picks[name] = [[f["frame-no"] for f in s["frames"]] for s in sampled_sequences(dest)]
+    assert picks["a"] == picks["a2"]
+    assert picks["a"] != picks["j"]
+    assert picks["a"] != picks["b"]
+    # Each sequence draws from its own seed (its source-ref), not one stream shared by the manifest.
+    assert picks["a"][0][:30] != picks["a"][1][:30]
+
+
+def test_output_line_keeps_label_reference_and_metadata(tmp_path):
+    src = write_video_parent(tmp_path, [4, 6])
+    dest = str(tmp_path / "child" / "input.manifest")
+    chain(src, dest, parent_label_attribute=ATTR)
+    parent_lines, child_lines = read_jsonl(src), read_jsonl(dest)
+    for i, (parent, child) in enumerate(zip(parent_lines, child_lines, strict=True)):
+        assert child[ATTR] == parent[ATTR]
+        assert child[f"{ATTR}-metadata"] == META
+        assert child["source-ref"] != parent["source-ref"]
+        assert child["source-ref"] == str(tmp_path / "child" / "sequences" / f"{i:06d}-vid{i}_seq.json")
+        assert list(child) == list(parent)  # key order kept too
+
+
+def test_record_and_summary_list_chosen_frames(tmp_path):
+    src = write_video_parent(tmp_path, [2, 4, 6])
+    dest = str(tmp_path / "child" / "input.manifest")
+    summary = chain(src, dest, summary_limit=2)
+    record = read_jsonl(record_uri_for(dest))
+    assert summary.record_uri == record_uri_for(dest)
+    assert [(r["framesIn"], r["framesOut"]) for r in record] == [(2, 1), (4, 2), (6, 3)]
+    for entry, seq in zip(record, sampled_sequences(dest), strict=True):
+        assert entry["frames"] == [f["frame"] for f in seq["frames"]]
+    assert summary.samples == record[:2] and summary.samples_truncated
+    as_dict = summary.to_dict()
+    assert as_dict["framesIn"] == 12 and as_dict["framesOut"] == 6 and as_dict["level"] == "frames"
+    json.dumps(as_dict)  # XCom-safe
+
+
+def test_rate_none_or_100_copies_lines_unchanged(tmp_path):
+    src = write_video_parent(tmp_path, [2, 3])
+    for rate in (None, 100):
+        dest = tmp_path / f"copy-{rate}" / "input.manifest"
+        summary = chain(src, str(dest), rate=rate)
+        assert read_jsonl(dest) == read_jsonl(src)
+        assert summary.level == "copy" and summary.record_uri is None
+        assert (summary.lines_in, summary.lines_out) == (2, 2)
+        assert not (dest.parent / "sequences").exists()
+
+
+def test_not_the_parents_output_fails_clearly(tmp_path):
+    src = write_video_parent(tmp_path, [2])
+    with pytest.raises(ManifestError, match="lanes-ref-metadata"):
+        chain(src, str(tmp_path / "c" / "m"), parent_label_attribute="lanes-ref")
+    assert not (tmp_path / "c" / "m").exists()  # nothing half-written
+
+
+def test_failed_objects_are_counted(tmp_path):
+    src = tmp_path / "out.manifest"
+    seq = tmp_path / "s.json"
+    seq.write_text(json.dumps(sequence(2)))
+    failed = {"source-ref": str(seq), f"{ATTR}-metadata": {"failure-reason": "timeout"}}
+    src.write_text(json.dumps(video_output_line(str(seq))) + "\n" + json.dumps(failed) + "\n")
+    summary = chain(str(src), str(tmp_path / "c" / "m"), parent_label_attribute=ATTR)
+    assert summary.lines_without_label == 1 and summary.lines_out == 2
+
+
+def test_bad_sequence_file_names_line_and_file(tmp_path):
+    seq = tmp_path / "bad_seq.json"
+    seq.write_text(json.dumps({"prefix": "x"}))
+    src = tmp_path / "out.manifest"
+    src.write_text(json.dumps(video_output_line(str(seq))) + "\n")
+    with pytest.raises(ManifestError, match=r"line 1: sequence file .*bad_seq.json: .*'frames'"):
+        chain(str(src), str(tmp_path / "c" / "m"))
+
+
+def test_point_cloud_sequences_sample_frames_single_frames_sample_lines(tmp_path):
+    src = write_video_parent(tmp_path, [4])
+    dest = str(tmp_path / "pc" / "input.manifest")
+    assert chain(src, dest, media=MediaKind.POINT_CLOUD).level == "frames"
+    clouds = tmp_path / "clouds.manifest"
+    clouds.write_text("".join(json.dumps({"source-ref": f"s3://b/c/{i}.pcd"}) + "\n" for i in range(10)))
+    summary = chain(str(clouds), str(tmp_path / "pc1" / "input.manifest"), media=MediaKind.POINT_CLOUD)
+    assert summary.level == "lines" and summary.lines_out == 5
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def write_image_parent(path: Path, n: int) -> str:
+    with path.open("w") as f:
+        for i in range(n):
+            line = {
+                "source-ref": f"s3://in/images/{i:05d}.jpg",
+                "boxes": {
+                    "image_size": [{"width": 1920, "height": 1080, "depth": 3}],
+                    "annotations": [{"class_id": 0, "left": i, "top": 2, "width": 30, "height": 40}],
+                },
+                "boxes-metadata": {"type": "groundtruth/object-detection", "class-map": {"0": "car"}},
+            }
+            f.write(json.dumps(line) + "\n")
+        f.write("\n")  # a trailing blank line is not an object
+    return str(path)
+
+
+@pytest.mark.parametrize(("n", "rate"), [(1, 50), (2, 50), (10, 33.3), (1000, 50), (1000, 1), (999, 99.9)])
+def test_images_keep_exact_count(tmp_path, n, rate):
+    src = write_image_parent(tmp_path / "out.manifest", n)
+    dest = tmp_path / "child" / "input.manifest"
+    summary = chain(src, str(dest), media=MediaKind.IMAGE, rate=rate, parent_label_attribute="boxes")
+    kept = read_jsonl(dest)
+    assert len(kept) == summary.lines_out == kept_count(n, rate)
+    assert summary.lines_in == n and summary.level == "lines"
+    assert len({line["source-ref"] for line in kept}) == len(kept)
+
+
+def test_images_deterministic_ordered_and_unchanged(tmp_path):
+    src = write_image_parent(tmp_path / "out.manifest", 500)
+    originals = Path(src).read_text().splitlines()
+    runs = {}
+    for name, job in [("a", "boxes-audit"), ("b", "boxes-audit"), ("c", "another")]:
+        dest = tmp_path / name / "input.manifest"
+        chain(src, str(dest), media=MediaKind.IMAGE, rate=20, job=job)
+        runs[name] = dest.read_text().splitlines()
+    assert runs["a"] == runs["b"]
+    assert runs["a"] != runs["c"]
+    positions = [originals.index(line) for line in runs["a"]]  # byte-identical lines...
+    assert positions == sorted(positions)  # ...in their original order
+    record = read_jsonl(record_uri_for(str(tmp_path / "a" / "input.manifest")))
+    assert [r["line"] for r in record] == positions
+
+
+def test_images_rate_100_copies_all(tmp_path):
+    src = write_image_parent(tmp_path / "out.manifest", 50)
+    dest = tmp_path / "child" / "input.manifest"
+    summary = chain(src, str(dest), media=MediaKind.IMAGE, rate=100)
+    assert dest.read_text().splitlines() == Path(src).read_text().splitlines()[:50]
+    assert summary.lines_out == 50 and summary.level == "copy"
+
+
+def test_empty_manifest_gives_empty_manifest(tmp_path):
+    src = tmp_path / "out.manifest"
+    src.write_text("")
+    dest = tmp_path / "child" / "input.manifest"
+    summary = chain(str(src), str(dest), media=MediaKind.IMAGE)
+    assert dest.read_text() == "" and summary.lines_out == 0
+
+
+def test_invalid_line_is_reported_with_its_number(tmp_path):
+    src = tmp_path / "out.manifest"
+    src.write_text('{"source-ref": "s3://b/1.jpg"}\n{not json\n')
+    with pytest.raises(ManifestError, match="line 2 is not valid JSON"):
+        chain(str(src), str(tmp_path / "c" / "m"), media=MediaKind.IMAGE, rate=100)
+
+
+# ------------------------------------------------------------------------------------------ S3
+
+
+@pytest.fixture
+def s3():
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="labels")
+        yield client
+
+
+def put_json_lines(s3, key: str, lines: list[dict]) -> str:
+    s3.put_object(Bucket="labels", Key=key, Body="".join(json.dumps(x) + "\n" for x in lines).encode())
+    return f"s3://labels/{key}"
+
+
+def get_json_lines(s3, uri: str) -> list[dict]:
+    key = uri.removeprefix("s3://labels/")
+    body = s3.get_object(Bucket="labels", Key=key)["Body"].read().decode()
+    return [json.loads(x) for x in body.splitlines() if x.strip()]
+
+
+def test_s3_round_trip_video(s3, tmp_path):
+    seq_uris = []
+    for i, n in enumerate([2, 9]):
+        key = f"inputs/vid{i}_seq.json"
+        s3.put_object(Bucket="labels", Key=key, Body=json.dumps(sequence(n)).encode())
+        seq_uris.append(f"s3://labels/{key}")
+    src = put_json_lines(
+        s3,
+        "out/vehicles/manifests/output/output.manifest",
+        [video_output_line(u, i) for i, u in enumerate(seq_uris)],
+    )
+    dest = "s3://labels/batches/b1/vehicles-audit/input.manifest"
+    storage = Storage(s3, tmp_dir=str(tmp_path))
+    summary = build_chained_manifest(
+        storage,
+        src,
+        dest,
+        media="video",
+        rate=50,
+        batch_id="b1",
+        job_name="vehicles-audit",
+        parent_label_attribute=ATTR,
+    )
+    lines = get_json_lines(s3, dest)
+    assert [line[ATTR] for line in lines] == [video_output_line(u, i)[ATTR] for i, u in enumerate(seq_uris)]
+    seqs = [storage.read_json(line["source-ref"]) for line in lines]
+    assert [s["number-of-frames"] for s in seqs] == [1, 5]
+    assert all(
+        line["source-ref"].startswith("s3://labels/batches/b1/vehicles-audit/sequences/") for line in lines
+    )
+    record = get_json_lines(s3, summary.record_uri)
+    assert [r["framesOut"] for r in record] == [1, 5]
+    assert list(tmp_path.iterdir()) == []  # temporary files are removed after upload
+
+    # A re-run (e.g. a retried task) writes the same frames.
+    build_chained_manifest(
+        storage, src, dest, media="video", rate=50, batch_id="b1", job_name="vehicles-audit"
+    )
+    assert [storage.read_json(line["source-ref"]) for line in get_json_lines(s3, dest)] == seqs
+
+
+def test_s3_round_trip_images_multipart(s3, tmp_path):
+    # Lines big enough that the output (> 8 MB) goes through a multipart upload.
+    pad = "x" * 4000
+    lines = [
+        {"source-ref": f"s3://labels/img/{i}.jpg", "boxes": {"annotations": [], "pad": pad}}
+        for i in range(4000)
+    ]
+    src = put_json_lines(s3, "out/boxes/output.manifest", lines)
+    dest = "s3://labels/b1/boxes-audit/input.manifest"
+    summary = build_chained_manifest(
+        Storage(s3, tmp_dir=str(tmp_path)),
+        src,
+        dest,
+        media=MediaKind.IMAGE,
+        rate=75,
+        batch_id="b1",
+        job_name="a",
+    )
+    kept = get_json_lines(s3, dest)
+    assert len(kept) == summary.lines_out == 3000
+    assert all(line in lines for line in kept[:50])
+    assert (
+        s3.head_object(Bucket="labels", Key="b1/boxes-audit/input.manifest")["ETag"].strip('"').endswith("-2")
+    )
