@@ -1,0 +1,460 @@
+"""The batch HTTP API of SPEC section 7, as a FastAPI app mounted in the Airflow API server.
+
+Paths and payloads are the reference solution's (`batch/create`, `batch/show`,
+`batch-metadata/post`, `workforce/show`) so its clients move over by changing the base URL and auth.
+Every answer about a batch comes from `smgt.batch_status` (the same functions the DAG and UI use),
+so there is no second record of batch state that could drift from Airflow's.
+
+Errors are JSON `{"message": ..., "errors"?: [...]}`; `detail` carries the same text so clients
+written for Airflow's REST API (which read `detail`) understand them too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Annotated, Any
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from smgt.api import aws
+from smgt.api.auth import (
+    BATCH_DAG_ID,
+    RECURRING_DAG_PREFIX,
+    GetUserDep,
+    can_read,
+    can_respond,
+    can_trigger,
+    check_dag_access,
+    login_url,
+    optional_user,
+)
+from smgt.config import BATCH_ID_RE, BatchConfigError, batch_config_json_schema, validate_batch_config
+from smgt.settings import get_settings
+
+STATUSES = ("IN_PROGRESS", "WAIT_FOR_META_DATA_INPUT", "COMPLETE", "INTERNAL_ERROR", "VALIDATION_FAIL")
+DEFAULT_PAGE = 500
+MAX_PAGE = 1000
+MAX_BODY_BYTES = 1_000_000  # a 100-job batch config is ~50 kB; refuse to parse megabytes of junk
+
+
+class ApiError(Exception):
+    """An answer with a status, a message and optionally every individual problem."""
+
+    def __init__(self, status_code: int, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.errors = errors
+
+
+def _error_body(message: str, errors: list[Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"message": message, "detail": message}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(_error_body(exc.message, exc.errors), status_code=exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Airflow's auth dependencies raise plain HTTPExceptions (401 "Not authenticated", 403 ...).
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail
+    message = detail if isinstance(detail, str) else json.dumps(detail)
+    return JSONResponse(_error_body(message), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    # Query parameters of the wrong type are the caller's mistake: 400 like every other one here.
+    assert isinstance(exc, RequestValidationError)
+    errors = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+    return JSONResponse(_error_body("invalid request", errors), status_code=status.HTTP_400_BAD_REQUEST)
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as parsed JSON; 400 for anything that is not JSON.
+
+    Bodies are read raw (not through a pydantic model) so batch/create reports problems with
+    `validate_batch_config`'s messages, all at once, instead of FastAPI's first-error 422.
+    """
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(status.HTTP_400_BAD_REQUEST, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        raise ApiError(status.HTTP_400_BAD_REQUEST, "request body must be a JSON object")
+    try:
+        # parse_constant turns NaN/Infinity (which json accepts and JSON does not) into errors.
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(status.HTTP_400_BAD_REQUEST, f"request body is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+JsonBody = Annotated[Any, Depends(json_body)]
+
+
+def _batch_status_module() -> Any:
+    # Imported per call so the plugin loads (and the UI shows a clear error) even in a deployment
+    # where the DAG package is older than the plugin.
+    from smgt import batch_status
+
+    return batch_status
+
+
+def _batch_exists(session: Any, batch_id: str) -> bool:
+    """A run of the batch DAG or of any recurring batch DAG already uses this id."""
+    from airflow.models.dagrun import DagRun
+
+    query = select(DagRun.dag_id).where(
+        DagRun.run_id == batch_id,
+        or_(DagRun.dag_id == BATCH_DAG_ID, DagRun.dag_id.startswith(RECURRING_DAG_PREFIX)),
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def _dag_bag(request: Request) -> Any:
+    # Airflow's routes read the DagBag from `request.app.state`; in this mounted sub-app that is our
+    # own state, so keep one DagBag here (same caching settings as the API server's).
+    state = request.app.state
+    if getattr(state, "dag_bag", None) is None:
+        from airflow.api_fastapi.common.dagbag import create_dag_bag
+
+        state.dag_bag = create_dag_bag()
+    return state.dag_bag
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> int:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["offset"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ApiError(status.HTTP_400_BAD_REQUEST, "nextToken: not a token returned by batch/show") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ApiError(status.HTTP_400_BAD_REQUEST, "nextToken: not a token returned by batch/show")
+    return offset
+
+
+def _check_rate(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ApiError(
+            status.HTTP_400_BAD_REQUEST,
+            f"downSamplingRate: must be a number with 0 < rate <= 100, got {json.dumps(value)[:40]}",
+        )
+    if not 0 < value <= 100:
+        raise ApiError(
+            status.HTTP_400_BAD_REQUEST,
+            f"downSamplingRate: must be a number with 0 < rate <= 100, got {value}",
+        )
+    return value
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="smgt batch API",
+        description=(
+            "SageMaker Ground Truth labeling batches (SPEC section 7): the reference solution's "
+            "batch/create, batch/show, batch-metadata/post and workforce/show, authenticated with "
+            "Airflow (bearer token from `POST /auth/token` or the UI session)."
+        ),
+        version="1",
+    )
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    @app.post(
+        "/batch/create",
+        summary="Create a batch: validate its config and trigger a smgt_batch run",
+        dependencies=[can_trigger],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": batch_config_json_schema()}},
+            }
+        },
+        responses={
+            400: {"description": "Invalid config; `errors` lists every problem"},
+            409: {"description": "batchId already used"},
+        },
+    )
+    def batch_create(
+        request: Request, body: JsonBody, user: GetUserDep, session: SessionDep
+    ) -> dict[str, Any]:
+        settings = get_settings()
+        duplicate: list[str] = []
+
+        def batch_exists(batch_id: str) -> bool:
+            if _batch_exists(session, batch_id):
+                duplicate.append(batch_id)
+                return True
+            return False
+
+        try:
+            config = validate_batch_config(
+                body,
+                region=settings.region,
+                max_job_level=settings.max_job_level,
+                max_jobs=settings.max_jobs_per_batch,
+                batch_exists=batch_exists,
+                existing_job_names=lambda names: aws.existing_job_names(names, settings),
+            )
+        except BatchConfigError as exc:
+            if duplicate:
+                raise ApiError(
+                    status.HTTP_409_CONFLICT, f"batch {duplicate[0]!r} already exists", exc.problems
+                ) from None
+            raise ApiError(
+                status.HTTP_400_BAD_REQUEST,
+                f"invalid batch config: {len(exc.problems)} problem(s)",
+                exc.problems,
+            ) from None
+        except aws.AwsUnavailableError as exc:
+            raise ApiError(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+
+        # Trigger through Airflow's own POST /dagRuns code (params validation, import-error and
+        # allowed-run-type checks, triggering user) rather than a second way of making runs.
+        from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
+        from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
+
+        trigger_body = TriggerDAGRunPostBody(
+            dag_run_id=config.batchId, logical_date=None, conf=config.to_conf()
+        )
+        try:
+            run = trigger_dag_run(
+                dag_id=BATCH_DAG_ID,
+                body=trigger_body,
+                dag_bag=_dag_bag(request),
+                user=user,
+                session=session,
+                request=request,
+            )
+            session.flush()
+        except IntegrityError:
+            # Lost a race with a concurrent create of the same batchId: the unique run id wins once.
+            session.rollback()
+            raise ApiError(status.HTTP_409_CONFLICT, f"batch {config.batchId!r} already exists") from None
+        except HTTPException as exc:
+            if exc.status_code == status.HTTP_404_NOT_FOUND:
+                raise ApiError(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    f"the {BATCH_DAG_ID} DAG is not loaded (has the dag-processor parsed dags/?): {exc.detail}",
+                ) from None
+            raise ApiError(exc.status_code, f"Airflow refused the run: {exc.detail}") from None
+        message = f"batch {config.batchId!r} created with {len(config.labelingJobs)} labeling job(s)"
+        from airflow.models.dag import DagModel
+
+        if session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == BATCH_DAG_ID)):
+            message += f"; the {BATCH_DAG_ID} DAG is paused, so the batch starts when it is unpaused"
+        return {"batchId": run.run_id, "status": "IN_PROGRESS", "message": message}
+
+    @app.get(
+        "/batch/show",
+        summary="List batch ids by status, or show one batch with presigned input/output URLs",
+        dependencies=[can_read],
+        responses={404: {"description": "Unknown batchId"}},
+    )
+    def batch_show(
+        user: GetUserDep,
+        session: SessionDep,
+        batchId: Annotated[str | None, Query(max_length=200)] = None,  # noqa: N803 (the reference's name)
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        nextToken: Annotated[str | None, Query(max_length=200)] = None,  # noqa: N803
+    ) -> dict[str, Any]:
+        status_mod = _batch_status_module()
+        if batchId is not None:
+            snapshot = status_mod.load_batch(session, batchId)
+            if snapshot is None:
+                raise ApiError(status.HTTP_404_NOT_FOUND, f"batch {batchId!r} not found")
+            if snapshot.dag_id != BATCH_DAG_ID:
+                check_dag_access(user, snapshot.dag_id, "GET", DagAccessEntity.RUN)
+            try:
+                return status_mod.describe_batch(snapshot, aws.presigner(get_settings()))
+            except aws.AwsUnavailableError as exc:
+                raise ApiError(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+        if nextToken is not None:
+            offset = _decode_token(nextToken)
+        listing = status_mod.list_batches(session, limit=limit, offset=offset)
+        result: dict[str, Any] = {key: list(listing.get(key, [])) for key in STATUSES}
+        # A full page may have more behind it; a short page is the last one.
+        if sum(len(ids) for ids in result.values()) >= limit:
+            result["nextToken"] = _encode_token(offset + limit)
+        return result
+
+    @app.post(
+        "/batch-metadata/post",
+        summary="Give the down-sampling rate a waiting batch needs (answers its HITL task)",
+        dependencies=[can_trigger, can_respond],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["batchId", "downSamplingRate"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "batchId": {"type": "string", "pattern": "^[a-zA-Z0-9-]{1,63}$"},
+                                "downSamplingRate": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+        responses={
+            400: {"description": "Bad body or rate"},
+            404: {"description": "Unknown batchId"},
+            409: {"description": "The batch is not waiting for metadata, or it was already given"},
+        },
+    )
+    def batch_metadata_post(body: JsonBody, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(status.HTTP_400_BAD_REQUEST, "request body must be a JSON object")
+        problems = [
+            f"{k!r}: unknown field (allowed: batchId, downSamplingRate)"
+            for k in body
+            if k not in ("batchId", "downSamplingRate")
+        ]
+        batch_id = body.get("batchId")
+        if not isinstance(batch_id, str) or not BATCH_ID_RE.fullmatch(batch_id):
+            problems.append(
+                f"batchId: required, must match ^[a-zA-Z0-9-]{{1,63}}$, got {json.dumps(batch_id)[:80]}"
+            )
+        if "downSamplingRate" not in body:
+            problems.append("downSamplingRate: required")
+        else:
+            try:
+                _check_rate(body["downSamplingRate"])
+            except ApiError as exc:
+                problems.append(exc.message)
+        if problems:
+            raise ApiError(status.HTTP_400_BAD_REQUEST, "; ".join(problems), problems)
+        rate = body["downSamplingRate"]
+
+        status_mod = _batch_status_module()
+        snapshot = status_mod.load_batch(session, batch_id)
+        if snapshot is None:
+            raise ApiError(status.HTTP_404_NOT_FOUND, f"batch {batch_id!r} not found")
+        if snapshot.dag_id != BATCH_DAG_ID:
+            check_dag_access(user, snapshot.dag_id, "POST", DagAccessEntity.RUN)
+            check_dag_access(user, snapshot.dag_id, "PUT", DagAccessEntity.HITL_DETAIL)
+        waiting = status_mod.waiting_rate_task(snapshot)
+        if waiting is None:
+            raise ApiError(
+                status.HTTP_409_CONFLICT,
+                f"batch {batch_id!r} is not waiting for batch metadata (status "
+                f"{status_mod.batch_status(snapshot)}); the rate was already given or is not needed",
+            )
+        task_id, map_index = waiting
+        _answer_rate_task(session, user, snapshot.dag_id, batch_id, task_id, map_index, rate)
+        return {
+            "batchId": batch_id,
+            "downSamplingRate": rate,
+            "message": f"down-sampling rate {rate}% given; batch {batch_id!r} resumes",
+        }
+
+    @app.get(
+        "/workforce/show", summary="The two work teams and their Cognito members", dependencies=[can_read]
+    )
+    def workforce_show() -> list[dict[str, Any]]:
+        try:
+            return aws.describe_workforce(get_settings())
+        except aws.AwsUnavailableError as exc:
+            raise ApiError(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+
+    @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+    def ui_page(
+        request: Request,
+        user: Annotated[Any, Depends(optional_user)],
+        session: SessionDep,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Response:
+        from smgt.api import ui
+
+        if user is None:
+            # A person, not a client: send them to Airflow's login and back here afterwards.
+            return RedirectResponse(login_url(str(request.url)), status_code=status.HTTP_303_SEE_OTHER)
+        try:
+            check_dag_access(user, BATCH_DAG_ID, "GET", DagAccessEntity.RUN)
+        except HTTPException:
+            return HTMLResponse(ui.forbidden_page(user.get_name()), status_code=status.HTTP_403_FORBIDDEN)
+        return HTMLResponse(ui.batches_page(session, _batch_status_module(), offset=offset))
+
+    return app
+
+
+def _answer_rate_task(
+    session: Any, user: Any, dag_id: str, run_id: str, task_id: str, map_index: int, rate: float | int
+) -> None:
+    """Answer the waiting down-sampling HITL task exactly as PATCH .../hitlDetails would.
+
+    Airflow's own route function is called so the response is recorded, authorized against the
+    task's assignees, validated and the parked task resumed by the same code as the UI and REST API.
+    """
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy.orm import joinedload
+
+    ti = session.scalar(
+        select(TaskInstance)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+        )
+        .options(joinedload(TaskInstance.hitl_detail))
+    )
+    detail = ti.hitl_detail if ti is not None else None
+    if detail is None:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            f"batch {run_id!r} is about to wait for batch metadata but {task_id} has not asked yet; retry shortly",
+        )
+    if detail.response_received:
+        raise ApiError(status.HTTP_409_CONFLICT, f"batch {run_id!r}: batch metadata was already given")
+    # HITLEntryOperator takes a single "OK" (its default); use whatever the task declared.
+    chosen = list(detail.defaults or [])[:1] or list(detail.options or [])[:1]
+    payload = UpdateHITLDetailPayload(chosen_options=chosen, params_input={"downSamplingRate": rate})
+    try:
+        update_hitl_detail(
+            dag_id=dag_id,
+            dag_run_id=run_id,
+            task_id=task_id,
+            update_hitl_detail_payload=payload,
+            user=user,
+            session=session,
+            map_index=map_index,
+        )
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_404_NOT_FOUND:
+            raise ApiError(
+                status.HTTP_409_CONFLICT, f"batch {run_id!r} is not waiting: {exc.detail}"
+            ) from None
+        if exc.status_code == status.HTTP_409_CONFLICT:
+            raise ApiError(
+                status.HTTP_409_CONFLICT, f"batch {run_id!r}: batch metadata was already given"
+            ) from None
+        raise ApiError(exc.status_code, str(exc.detail)) from None

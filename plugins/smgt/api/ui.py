@@ -1,0 +1,127 @@
+"""The "Labeling batches" page shown inside the Airflow UI (plugin external view -> /smgt/ui).
+
+Rendered on the server from the same `smgt.batch_status` functions as batch/show, so a person
+looking at the page and a client calling the API see the same thing. Plain HTML, no scripts: the
+page is loaded in an iframe of the Airflow UI with the user's session cookie.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from smgt.api import aws
+from smgt.api.auth import BATCH_DAG_ID
+from smgt.settings import get_settings
+
+PAGE_SIZE = 50
+LEVELS = (("firstLevel", 1), ("secondLevel", 2), ("thirdLevel", 3))
+_STATUS_COLOURS = {
+    "COMPLETE": "#1b7f3b",
+    "IN_PROGRESS": "#1f5fa8",
+    "WAIT_FOR_META_DATA_INPUT": "#a86b00",
+    "INTERNAL_ERROR": "#b00020",
+    "VALIDATION_FAIL": "#b00020",
+    "FAILED": "#b00020",
+    "STOPPED": "#b00020",
+    "WAIT_FOR_SMGT_RESPONSE": "#1f5fa8",
+}
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.2rem;color:#222}
+h1{font-size:1.3rem} table{border-collapse:collapse;width:100%;margin-bottom:1.2rem}
+th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
+th{background:#f4f4f4} .status{font-weight:600} .muted{color:#777} .err{color:#b00020}
+nav a{margin-right:1rem}
+"""
+
+
+def _status(value: Any) -> str:
+    text = escape(str(value))
+    colour = _STATUS_COLOURS.get(str(value), "#444")
+    return f'<span class="status" style="color:{colour}">{text}</span>'
+
+
+def _link(url: Any, label: str) -> str:
+    if not url:
+        return '<span class="muted">-</span>'
+    return f'<a href="{escape(str(url), quote=True)}" target="_blank" rel="noopener">{escape(label)}</a>'
+
+
+def _batch_rows(batch_id: str, detail: dict[str, Any]) -> str:
+    rows = []
+    run_url = f"/dags/{quote(str(detail.get('dagId', BATCH_DAG_ID)))}/runs/{quote(batch_id)}"
+    header = (
+        f'<tr><th colspan="6" id="batch-{escape(batch_id, quote=True)}">'
+        f'<a href="{escape(run_url, quote=True)}" target="_top">{escape(batch_id)}</a> '
+        f"&middot; {_status(detail.get('status'))}"
+    )
+    if detail.get("message"):
+        header += f' <span class="err">{escape(str(detail["message"]))}</span>'
+    rows.append(header + "</th></tr>")
+    for key, number in LEVELS:
+        level = detail.get(key)
+        if not level:
+            continue
+        done = f"{level.get('numChildBatchesComplete', 0)}/{level.get('numChildBatches', 0)}"
+        for job in level.get("jobLevels", []):
+            rows.append(
+                "<tr>"
+                f"<td>level {number} ({_status(level.get('status'))}, {escape(done)} done)</td>"
+                f"<td>{escape(str(job.get('labelingJobName', '')))}</td>"
+                f"<td>{_status(job.get('batchStatus', ''))}</td>"
+                f"<td>{escape(str(job.get('labelAttributeName', '')))}</td>"
+                f"<td>{_link(job.get('jobInputS3Url'), 'input manifest')}</td>"
+                f"<td>{_link(job.get('jobOutputS3Url'), 'output manifest')}</td>"
+                "</tr>"
+            )
+    return "\n".join(rows)
+
+
+def batches_page(session: Any, batch_status: Any, *, offset: int = 0) -> str:
+    """Every batch of this page (newest first, as list_batches orders them) with levels and jobs."""
+    listing = batch_status.list_batches(session, limit=PAGE_SIZE, offset=offset)
+    ids = [(bid, st) for st, bids in listing.items() for bid in bids]
+    try:
+        presign = aws.presigner(get_settings())
+        presign_note = ""
+    except aws.AwsUnavailableError as exc:
+        presign, presign_note = None, f'<p class="err">No output links: {escape(str(exc))}</p>'
+    sections = []
+    for batch_id, listed_status in ids:
+        snapshot = batch_status.load_batch(session, batch_id)
+        if snapshot is None:  # finished deleting between the two reads
+            continue
+        try:
+            detail = batch_status.describe_batch(snapshot, presign)
+        except Exception as exc:  # one broken batch must not hide the others
+            detail = {"status": listed_status, "message": f"cannot describe: {exc}"}
+        detail.setdefault("dagId", getattr(snapshot, "dag_id", BATCH_DAG_ID))
+        sections.append(_batch_rows(batch_id, detail))
+    counts = " ".join(f"{escape(st)}: {len(bids)}" for st, bids in listing.items())
+    nav = []
+    if offset > 0:
+        nav.append(f'<a href="?offset={max(0, offset - PAGE_SIZE)}">&larr; newer</a>')
+    if len(ids) >= PAGE_SIZE:
+        nav.append(f'<a href="?offset={offset + PAGE_SIZE}">older &rarr;</a>')
+    table = (
+        "<table><tr><th>Level</th><th>Labeling job</th><th>Job status</th><th>Label attribute</th>"
+        "<th>Input</th><th>Output</th></tr>" + "\n".join(sections) + "</table>"
+        if sections
+        else '<p class="muted">No batches yet. Create one with POST /smgt/batch/create or by '
+        f"triggering the {BATCH_DAG_ID} DAG.</p>"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Labeling batches</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Labeling batches</h1>"
+        f'<p class="muted">{counts}</p>{presign_note}{table}<nav>{"".join(nav)}</nav></body></html>'
+    )
+
+
+def forbidden_page(user_name: str) -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Forbidden</title></head><body>"
+        f"<h1>Forbidden</h1><p>{escape(user_name)} may not read runs of the {BATCH_DAG_ID} DAG.</p>"
+        "</body></html>"
+    )

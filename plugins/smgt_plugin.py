@@ -1,0 +1,36 @@
+"""The one file Airflow loads from plugins/: registers the smgt batch API and its UI page.
+
+Airflow imports plugin files in every process (scheduler, dag-processor, each task), so the
+FastAPI app is only built when something reads `fastapi_apps` - which only the API server does.
+`plugins/.airflowignore` keeps Airflow from scanning the `smgt` package itself as plugins.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+
+URL_PREFIX = "/smgt"
+
+
+class SmgtPlugin(AirflowPlugin):
+    name = "smgt"
+
+    # A person's view of the batches inside the Airflow UI (nav menu -> iframe of /smgt/ui).
+    external_views = [
+        {
+            "name": "Labeling batches",
+            "href": f"{URL_PREFIX}/ui",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "smgt-batches",
+        }
+    ]
+
+    @cached_property
+    def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        from smgt.api import create_app
+
+        return [{"name": "smgt batch API", "app": create_app(), "url_prefix": URL_PREFIX}]
