@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# Run the production topology natively on this machine: Airflow on CeleryExecutor with a fresh
+# PostgreSQL database as metadata DB and Celery result backend, Redis as broker, one process each
+# for api-server, scheduler, dag-processor, triggerer and a celery worker, plus the local Ground
+# Truth emulator standing in for AWS. Same topology as docker-compose.yaml, without containers.
+#
+#   scripts/stack.sh up                  start everything, wait until healthy, print the endpoints
+#   scripts/stack.sh down                stop everything, drop the database, flush the redis db
+#   scripts/stack.sh status              one line per component (pid, alive or dead)
+#   scripts/stack.sh restart COMPONENT   stop (if alive) and start one component again
+#   scripts/stack.sh kill COMPONENT [SIG]  send SIG (default KILL) to a component's process group
+#   scripts/stack.sh env                 print the environment file (source it to use the stack)
+#
+# Components: emulator api-server scheduler dag-processor triggerer worker.
+#
+# Settings (environment, all optional):
+#   SMGT_STACK_DIR        state dir: AIRFLOW_HOME, logs, pid files, stack.env (default .smgt/stack)
+#   SMGT_STACK_PGHOST / SMGT_STACK_PGPORT / SMGT_STACK_PGUSER   Postgres (127.0.0.1 / 5432 / postgres)
+#   SMGT_STACK_REDIS_HOST / SMGT_STACK_REDIS_PORT  Redis (127.0.0.1 / 6379)
+#   SMGT_STACK_REDIS_DB   redis db number for the broker (default: first empty one of 10..15)
+#   SMGT_STACK_API_PORT / SMGT_STACK_EMULATOR_PORT  (default: free ports)
+#   SMGT_STACK_DAGS_FOLDER  dags folder (default: this repo's dags/)
+#   SMGT_STACK_EMULATOR   1 to run the emulator as AWS (default), 0 to use AIRFLOW_CONN_AWS_DEFAULT as given
+#   SMGT_STACK_TASK_SECONDS  emulator: seconds a GT job takes (passed as --task-seconds if set)
+#   SMGT_STACK_WORKER_CONCURRENCY  celery worker slots (default 8)
+#   SMGT_STACK_UP_TIMEOUT seconds `up` waits for health (default 240)
+#   SMGT_* settings (plugins/smgt/settings.py) are passed through to every process.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${SMGT_STACK_DIR:-$REPO/.smgt/stack}
+VENV=${SMGT_STACK_VENV:-$REPO/.venv}
+PY="$VENV/bin/python"
+AIRFLOW="$VENV/bin/airflow"
+PGHOST=${SMGT_STACK_PGHOST:-127.0.0.1}
+PGPORT=${SMGT_STACK_PGPORT:-5432}
+PGUSER=${SMGT_STACK_PGUSER:-postgres}
+REDIS_HOST=${SMGT_STACK_REDIS_HOST:-127.0.0.1}
+REDIS_PORT=${SMGT_STACK_REDIS_PORT:-6379}
+UP_TIMEOUT=${SMGT_STACK_UP_TIMEOUT:-240}
+COMPONENTS=(emulator api-server scheduler dag-processor triggerer worker)
+ENV_FILE="$STATE/stack.env"
+
+log() { printf '[stack %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+psql_q() { psql -X -q -t -A -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" "$@"; }
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+random_hex() { "$PY" -c 'import secrets; print(secrets.token_hex(24))'; }
+
+pick_redis_db() {
+    local n
+    for n in 10 11 12 13 14 15; do
+        if [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$n" dbsize)" = "0" ]; then
+            echo "$n"
+            return 0
+        fi
+    done
+    die "no empty redis db in 10..15; set SMGT_STACK_REDIS_DB"
+}
+
+pid_of() { cat "$STATE/run/$1.pid" 2>/dev/null || true; }
+
+is_alive() {  # the component's leader exists and is not a zombie waiting to be reaped
+    local pid st
+    pid=$(pid_of "$1")
+    [ -n "$pid" ] || return 1
+    st=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
+    [[ "$st" != Z* ]]
+}
+
+group_alive() {  # any live (non-zombie) process left in process group $1
+    ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
+load_env() {
+    [ -f "$ENV_FILE" ] || die "no stack at $STATE (run: scripts/stack.sh up)"
+    set -a
+    # shellcheck disable=SC1090
+    source "$ENV_FILE"
+    set +a
+}
+
+# Start one component in its own session (process group = its pid), so stop/kill reach its
+# children too (celery's pool, the task supervisors, the api-server's uvicorn workers).
+start() {
+    local name=$1 cmd
+    case "$name" in
+        emulator)
+            cmd=("$PY" -m smgt.local serve --host 127.0.0.1 --port "$SMGT_STACK_EMULATOR_PORT")
+            if [ -n "${SMGT_STACK_TASK_SECONDS:-}" ]; then
+                cmd+=(--task-seconds "$SMGT_STACK_TASK_SECONDS")
+            fi
+            ;;
+        api-server) cmd=("$AIRFLOW" api-server --host 127.0.0.1 --port "$SMGT_STACK_API_PORT" --workers 1) ;;
+        scheduler) cmd=("$AIRFLOW" scheduler) ;;
+        dag-processor) cmd=("$AIRFLOW" dag-processor) ;;
+        triggerer) cmd=("$AIRFLOW" triggerer) ;;
+        worker)
+            cmd=("$AIRFLOW" celery worker --celery-hostname "$SMGT_STACK_WORKER_NAME"
+                 --concurrency "$SMGT_STACK_WORKER_CONCURRENCY" --without-gossip --without-mingle)
+            ;;
+        *) die "unknown component '$name' (one of: ${COMPONENTS[*]})" ;;
+    esac
+    if is_alive "$name"; then
+        die "$name is already running (pid $(pid_of "$name"))"
+    fi
+    echo "=== start $(date -u +%FT%TZ): ${cmd[*]}" >>"$STATE/logs/$name.log"
+    (cd "$STATE" && exec setsid "${cmd[@]}" >>"$STATE/logs/$name.log" 2>&1 </dev/null) &
+    echo $! >"$STATE/run/$name.pid"
+    log "started $name (pid $!)"
+}
+
+# TERM the components' process groups (all at once), wait, then KILL what is left.
+stop() {
+    local name pid i pids=()
+    for name in "$@"; do
+        pid=$(pid_of "$name")
+        [ -n "$pid" ] || continue
+        pids+=("$pid")
+        if is_alive "$name"; then
+            kill -TERM -- "-$pid" 2>/dev/null || true
+            log "stopping $name (pid $pid)"
+        fi
+        rm -f "$STATE/run/$name.pid"
+    done
+    for pid in "${pids[@]}"; do
+        for i in $(seq 1 60); do
+            group_alive "$pid" || break
+            sleep 0.5
+        done
+        # Also reaches children that outlived a SIGKILLed leader.
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
+
+wait_for() {  # wait_for DESCRIPTION COMMAND...: poll until COMMAND succeeds or the deadline passes
+    local what=$1
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        if [ "$(date +%s)" -ge "$DEADLINE" ]; then
+            log "timed out waiting for $what"
+            return 1
+        fi
+        for c in "${COMPONENTS[@]}"; do
+            if [ -f "$STATE/run/$c.pid" ] && ! is_alive "$c"; then
+                log "$c died while waiting for $what; last lines of its log:"
+                tail -n 40 "$STATE/logs/$c.log" >&2 || true
+                return 1
+            fi
+        done
+        sleep 1
+    done
+    log "ready: $what"
+}
+
+api_answers() { curl -fsS "http://127.0.0.1:$SMGT_STACK_API_PORT/api/v2/version"; }
+
+heartbeat_ok() {  # a running job of this type that beat in the last 30 s
+    local n
+    n=$(psql_q -d "$SMGT_STACK_DB" -c "select count(*) from job where job_type = '$1' and state = 'running'
+        and latest_heartbeat > now() - interval '30 seconds'" 2>/dev/null) || return 1
+    [ "${n:-0}" -ge 1 ]
+}
+
+worker_ready() { grep -q "$SMGT_STACK_WORKER_NAME ready" "$STATE/logs/worker.log"; }
+
+emulator_answers() { curl -fsS "http://127.0.0.1:$SMGT_STACK_EMULATOR_PORT/_smgt/stats"; }
+
+write_env() {  # write_env NAME=VALUE...: the environment every component (and a client) sources
+    local kv
+    for kv in "$@"; do
+        printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+    done >"$ENV_FILE"
+}
+
+cmd_up() {
+    if [ -f "$ENV_FILE" ]; then
+        for c in "${COMPONENTS[@]}"; do
+            is_alive "$c" && die "a stack is already up at $STATE ($c alive); run: scripts/stack.sh down"
+        done
+        log "stale state at $STATE (nothing alive): cleaning it"
+        cmd_down
+    fi
+    local t0 db redis_db api_port emu_port pg_url home
+    t0=$(date +%s)
+    DEADLINE=$((t0 + UP_TIMEOUT))
+    rm -rf "$STATE/airflow" "$STATE/logs" "$STATE/run"
+    mkdir -p "$STATE/airflow" "$STATE/logs" "$STATE/run"
+    home="$STATE/airflow"
+
+    db="smgt_stack_$(date +%Y%m%d%H%M%S)_$$"
+    psql_q -d postgres -c "create database $db" >/dev/null
+    log "created database $db on $PGHOST:$PGPORT"
+    redis_db=${SMGT_STACK_REDIS_DB:-$(pick_redis_db)}
+    api_port=${SMGT_STACK_API_PORT:-$(free_port)}
+    emu_port=${SMGT_STACK_EMULATOR_PORT:-$(free_port)}
+    pg_url="postgresql+psycopg2://$PGUSER@$PGHOST:$PGPORT/$db"
+    echo '{"admin": "admin", "viewer": "viewer"}' >"$STATE/passwords.json"
+
+    local env=(
+        "SMGT_STACK_DB=$db"
+        "SMGT_STACK_REDIS_DB=$redis_db"
+        "SMGT_STACK_API_PORT=$api_port"
+        "SMGT_STACK_API_URL=http://127.0.0.1:$api_port"
+        "SMGT_STACK_WORKER_NAME=smgt-worker-$db@$(hostname)"
+        "SMGT_STACK_WORKER_CONCURRENCY=${SMGT_STACK_WORKER_CONCURRENCY:-8}"
+        "SMGT_STACK_DIR=$STATE"
+        "AIRFLOW_HOME=$home"
+        "PYTHONPATH=$REPO/plugins${PYTHONPATH:+:$PYTHONPATH}"
+        "AIRFLOW__CORE__EXECUTOR=CeleryExecutor"
+        "AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,viewer:viewer"
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$STATE/passwords.json"
+        "AIRFLOW__CORE__DAGS_FOLDER=${SMGT_STACK_DAGS_FOLDER:-$REPO/dags}"
+        "AIRFLOW__CORE__PLUGINS_FOLDER=$REPO/plugins"
+        "AIRFLOW__CORE__LOAD_EXAMPLES=False"
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False"
+        "AIRFLOW__CORE__FERNET_KEY=$("$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$api_port/execution/"
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$pg_url"
+        "AIRFLOW__CELERY__BROKER_URL=redis://$REDIS_HOST:$REDIS_PORT/$redis_db"
+        "AIRFLOW__CELERY__RESULT_BACKEND=db+$pg_url"
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT=21600"
+        "AIRFLOW__API__HOST=127.0.0.1"
+        "AIRFLOW__API__PORT=$api_port"
+        "AIRFLOW__API__BASE_URL=http://127.0.0.1:$api_port"
+        "AIRFLOW__API__SECRET_KEY=$(random_hex)"
+        "AIRFLOW__API_AUTH__JWT_SECRET=$(random_hex)"
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=$(free_port)"
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=$(free_port)"
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True"
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=$(free_port)"
+        # Detect a dead worker's tasks in under a minute instead of 5 (the fault test relies on it).
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=${SMGT_STACK_TI_HEARTBEAT_TIMEOUT:-30}"
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL=5"
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=${SMGT_STACK_TASK_QUEUED_TIMEOUT:-120}"
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL=15"
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5"
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=10"
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES=1"
+    )
+    # Settings and credentials from the caller's environment pass through.
+    local v
+    for v in $(compgen -e); do
+        case "$v" in
+            SMGT_STACK_*) ;;
+            SMGT_* | AWS_* | AIRFLOW_CONN_* | AIRFLOW__*) env+=("$v=${!v}") ;;
+        esac
+    done
+    if [ "${SMGT_STACK_EMULATOR:-1}" = "1" ]; then
+        env+=("SMGT_STACK_EMULATOR_PORT=$emu_port" "SMGT_STACK_EMULATOR_URL=http://127.0.0.1:$emu_port")
+        write_env "${env[@]}"
+        load_env
+        start emulator
+        wait_for "emulator on :$emu_port" emulator_answers || die "emulator did not start (log: $STATE/logs/emulator.log)"
+        # The emulator's env: the aws_default connection at its endpoint, test credentials, SMGT_*.
+        local emu_env
+        emu_env=$("$PY" -m smgt.local env --endpoint-url "http://127.0.0.1:$emu_port") \
+            || die "python -m smgt.local env failed"
+        while IFS= read -r line; do
+            line=${line#export }
+            [[ "$line" == *=* ]] && env+=("$line")
+        done <<<"$emu_env"
+    fi
+    write_env "${env[@]}"
+    load_env
+
+    log "airflow db migrate"
+    "$AIRFLOW" db migrate >>"$STATE/logs/migrate.log" 2>&1 || {
+        tail -n 40 "$STATE/logs/migrate.log" >&2
+        die "airflow db migrate failed"
+    }
+    for c in api-server scheduler dag-processor triggerer worker; do
+        start "$c"
+    done
+    wait_for "api-server on :$api_port" api_answers &&
+        wait_for "scheduler heartbeat" heartbeat_ok SchedulerJob &&
+        wait_for "triggerer heartbeat" heartbeat_ok TriggererJob &&
+        wait_for "dag-processor heartbeat" heartbeat_ok DagProcessorJob &&
+        wait_for "celery worker" worker_ready ||
+        die "stack did not come up within ${UP_TIMEOUT}s (logs: $STATE/logs); run: scripts/stack.sh down"
+    log "stack up in $(($(date +%s) - t0))s: api $SMGT_STACK_API_URL (admin:admin), db $db, redis db $redis_db"
+    log "env: source $ENV_FILE"
+}
+
+cmd_down() {
+    [ -f "$ENV_FILE" ] || { log "no stack at $STATE"; return 0; }
+    load_env
+    stop worker triggerer dag-processor scheduler api-server
+    stop emulator
+    if [ -n "${SMGT_STACK_DB:-}" ]; then
+        psql_q -d postgres -c "drop database if exists $SMGT_STACK_DB with (force)" >/dev/null &&
+            log "dropped database $SMGT_STACK_DB"
+    fi
+    if [ -n "${SMGT_STACK_REDIS_DB:-}" ]; then
+        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$SMGT_STACK_REDIS_DB" flushdb >/dev/null &&
+            log "flushed redis db $SMGT_STACK_REDIS_DB"
+    fi
+    rm -f "$ENV_FILE"
+    log "down (logs kept in $STATE/logs)"
+}
+
+cmd_status() {
+    load_env
+    local c pid state rc=0
+    for c in "${COMPONENTS[@]}"; do
+        pid=$(pid_of "$c")
+        if [ -z "$pid" ]; then
+            state="not started"
+        elif is_alive "$c"; then
+            state="alive"
+        else
+            state="DEAD"
+            rc=1
+        fi
+        printf '%-14s %-8s %s\n' "$c" "${pid:--}" "$state"
+    done
+    printf 'api %s  db %s  redis db %s  state %s\n' "$SMGT_STACK_API_URL" "$SMGT_STACK_DB" \
+        "$SMGT_STACK_REDIS_DB" "$STATE"
+    return $rc
+}
+
+cmd_restart() {
+    local name=${1:?usage: stack.sh restart COMPONENT}
+    load_env
+    stop "$name"
+    start "$name"
+    DEADLINE=$(($(date +%s) + UP_TIMEOUT))
+    case "$name" in
+        api-server) wait_for "api-server" api_answers ;;
+        scheduler) wait_for "scheduler heartbeat" heartbeat_ok SchedulerJob ;;
+        triggerer) wait_for "triggerer heartbeat" heartbeat_ok TriggererJob ;;
+        dag-processor) wait_for "dag-processor heartbeat" heartbeat_ok DagProcessorJob ;;
+        worker) wait_for "celery worker" worker_ready_since_restart ;;
+        emulator) wait_for "emulator" emulator_answers ;;
+    esac
+}
+
+worker_ready_since_restart() {  # the last start marker is followed by a "ready" line
+    awk -v n="$SMGT_STACK_WORKER_NAME ready" '/^=== start /{r=0} index($0, n){r=1} END{exit !r}' \
+        "$STATE/logs/worker.log"
+}
+
+cmd_kill() {
+    local name=${1:?usage: stack.sh kill COMPONENT [SIGNAL]} sig=${2:-KILL} pid
+    load_env
+    pid=$(pid_of "$name")
+    [ -n "$pid" ] || die "$name has no pid file"
+    kill -"$sig" -- "-$pid"
+    log "sent SIG$sig to $name (process group $pid)"
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    restart) shift; cmd_restart "$@" ;;
+    kill) shift; cmd_kill "$@" ;;
+    env) load_env; cat "$ENV_FILE" ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
