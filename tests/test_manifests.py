@@ -93,7 +93,7 @@ def test_kept_count_is_ceil_with_at_least_one(n, rate, expected):
 
 def test_rate_out_of_range_is_rejected(tmp_path):
     src = write_video_parent(tmp_path, [2])
-    for rate in (0, -5, 100.5, True):
+    for rate in (0, -5, 100.5, True, "50", float("nan")):
         with pytest.raises(ManifestError, match="downSamplingRate"):
             chain(src, str(tmp_path / "out" / "x.manifest"), rate=rate)
 
@@ -219,6 +219,26 @@ def test_bad_sequence_file_names_line_and_file(tmp_path):
     src.write_text(json.dumps(video_output_line(str(seq))) + "\n")
     with pytest.raises(ManifestError, match=r"line 1: sequence file .*bad_seq.json: .*'frames'"):
         chain(str(src), str(tmp_path / "c" / "m"))
+
+
+def test_missing_sequence_file_names_line_and_file(tmp_path, s3):
+    src = tmp_path / "out.manifest"
+    src.write_text(json.dumps(video_output_line(str(tmp_path / "gone_seq.json"))) + "\n")
+    with pytest.raises(ManifestError, match=r"line 1: sequence file .*gone_seq.json: .*no such file"):
+        chain(str(src), str(tmp_path / "c" / "m"))
+    src.write_text(json.dumps(video_output_line("s3://labels/gone_seq.json")) + "\n")
+    with pytest.raises(
+        ManifestError, match=r"line 1: sequence file s3://labels/gone_seq.json: .*no such object"
+    ):
+        build_chained_manifest(
+            Storage(s3),
+            str(src),
+            str(tmp_path / "c" / "m"),
+            media="video",
+            rate=50,
+            batch_id="b",
+            job_name="j",
+        )
 
 
 def test_point_cloud_sequences_sample_frames_single_frames_sample_lines(tmp_path):

@@ -40,7 +40,8 @@ from smgt.sequences import build_sequence, manifest_line
 READ_CHUNK = 1 << 20
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 RECORD_SUFFIX = ".sampling.jsonl"
-SUMMARY_LIMIT = 20
+# Sequences (or lines) detailed in the summary; it travels as XCom, the full record is a file.
+SUMMARY_LIMIT = 10
 
 
 class ManifestError(ValueError):
@@ -110,6 +111,13 @@ class Storage:
                 return json.load(f)
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{uri}: not valid JSON ({exc})") from None
+        except FileNotFoundError:
+            raise ManifestError(f"{uri}: no such file") from None
+        except Exception as exc:
+            # NoSuchKey is a modelled error class of the client, so it cannot be imported up front.
+            if type(exc).__name__ == "NoSuchKey":
+                raise ManifestError(f"{uri}: no such object") from None
+            raise
 
     def write_json(self, uri: str, obj: Any) -> None:
         data = json.dumps(obj, separators=(",", ":")).encode()
@@ -143,6 +151,7 @@ class Storage:
             tmp_parent = os.path.dirname(_local_path(uri)) or "."
             os.makedirs(tmp_parent, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".smgt-", suffix=".part", dir=tmp_parent)
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would otherwise stick to the renamed local file
         try:
             with os.fdopen(fd, "wb", buffering=READ_CHUNK) as f:
                 yield f
@@ -188,7 +197,9 @@ def sample_seed(batch_id: str, job_name: str, source_ref: str = "") -> int:
 
 
 def check_rate(rate: float | None) -> float | None:
-    if rate is not None and (isinstance(rate, bool) or not 0 < rate <= 100):
+    # bool is an int subclass: True would otherwise pass as 1 %.
+    valid = isinstance(rate, int | float) and not isinstance(rate, bool) and 0 < rate <= 100
+    if rate is not None and not valid:
         raise ManifestError(f"downSamplingRate: must be a number with 0 < rate <= 100, got {rate!r}")
     return rate
 
