@@ -1,0 +1,111 @@
+"""The local counterpart of the reference CloudFormation stack, created on every start.
+
+Everything is named from `Settings` so the product's defaults point at it: input and processing
+buckets, a Cognito user pool with first- and second-level groups, a few users and an app client, the
+two private work teams, and the default SNS topic with an SQS queue subscribed (raw delivery, so a
+queue message body is exactly the published message). Idempotent: moto's state is per process, and
+a second emulator in the same process reuses what the first created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from smgt.settings import Settings
+
+from .workteams import WorkteamStore
+
+USER_POOL_NAME = "smgt-workflows-user-pool"
+APP_CLIENT_NAME = "smgt-workflows-app-client"
+# group -> users; the group name is also the work team name.
+USERS = {
+    "smgt-workflows-first-level": ["labeler-1", "labeler-2", "labeler-3"],
+    "smgt-workflows-second-level": ["qa-manager-1", "qa-manager-2"],
+}
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    user_pool_id: str
+    client_id: str
+    workteam_arns: dict[str, str]  # team name -> arn
+    topic_arn: str
+    queue_url: str
+
+
+def bootstrap(clients: Any, teams: WorkteamStore, settings: Settings) -> Bootstrapped:
+    """`clients(service)` returns a boto3 client on the emulator's endpoint."""
+    s3 = clients("s3")
+    for bucket in (settings.input_bucket, settings.processing_bucket):
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+
+    idp = clients("cognito-idp")
+    pools = idp.list_user_pools(MaxResults=60)["UserPools"]
+    pool_id = next((p["Id"] for p in pools if p["Name"] == USER_POOL_NAME), None)
+    if pool_id is None:
+        pool_id = idp.create_user_pool(PoolName=USER_POOL_NAME)["UserPool"]["Id"]
+    app_clients = idp.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
+    client_id = next((c["ClientId"] for c in app_clients if c["ClientName"] == APP_CLIENT_NAME), None)
+    if client_id is None:
+        client_id = idp.create_user_pool_client(UserPoolId=pool_id, ClientName=APP_CLIENT_NAME)["UserPoolClient"]["ClientId"]
+    existing_users = {u["Username"] for u in idp.list_users(UserPoolId=pool_id)["Users"]}
+    for group, users in USERS.items():
+        try:
+            idp.create_group(GroupName=group, UserPoolId=pool_id, Description=f"{group} labelers")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "GroupExistsException":
+                raise
+        for user in users:
+            if user not in existing_users:
+                idp.admin_create_user(UserPoolId=pool_id, Username=user, UserAttributes=[
+                    {"Name": "email", "Value": f"{user}@example.com"}, {"Name": "email_verified", "Value": "true"}])
+            idp.admin_add_user_to_group(UserPoolId=pool_id, Username=user, GroupName=group)
+
+    arns = {}
+    for name, expected in (("smgt-workflows-first-level", settings.first_level_workteam_arn),
+                           ("smgt-workflows-second-level", settings.second_level_workteam_arn)):
+        if not teams.exists(expected):
+            teams.create({"WorkteamName": name, "Description": f"{name} private work team",
+                          "MemberDefinitions": [{"CognitoMemberDefinition": {
+                              "UserPool": pool_id, "UserGroup": name, "ClientId": client_id}}]},
+                         settings.region)
+        if not teams.exists(expected):
+            raise RuntimeError(f"work team ARN {expected} (from settings) does not match the emulator's "
+                               f"region/account; bootstrap created a different ARN for {name}")
+        arns[name] = expected
+
+    sns, sqs = clients("sns"), clients("sqs")
+    topic_name = settings.default_sns_topic_arn.rsplit(":", 1)[-1]
+    topic_arn = sns.create_topic(Name=topic_name)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"{topic_name}-queue")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subscribed = any(s["Endpoint"] == queue_arn for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"])
+    if not subscribed:
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                      Attributes={"RawMessageDelivery": "true"})
+    return Bootstrapped(pool_id, client_id, arns, topic_arn, queue_url)
+
+
+def cognito_problem(idp: Any, member: dict[str, Any]) -> str | None:
+    """Why a CognitoMemberDefinition is unusable, or None (GT checks pool, group and client)."""
+    pool, group, client = member.get("UserPool"), member.get("UserGroup"), member.get("ClientId")
+    try:
+        idp.describe_user_pool(UserPoolId=pool)
+    except (ClientError, Exception):
+        return f"Cognito user pool {pool} does not exist"
+    try:
+        idp.get_group(GroupName=group, UserPoolId=pool)
+    except (ClientError, Exception):
+        return f"Cognito user group {group} does not exist in user pool {pool}"
+    try:
+        idp.describe_user_pool_client(UserPoolId=pool, ClientId=client)
+    except (ClientError, Exception):
+        return f"Cognito app client {client} does not exist in user pool {pool}"
+    return None

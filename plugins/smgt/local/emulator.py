@@ -1,0 +1,163 @@
+"""`LocalGroundTruth`: the emulator as an object (tests, the bench, `smgt-local serve`).
+
+    with LocalGroundTruth(port=0, task_seconds=0.0, seed=0) as emu:
+        sm = emu.client("sagemaker")
+        ...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import make_server
+
+from smgt.settings import LOCAL_ACCOUNT_ID, Settings, get_settings
+
+from . import demo
+from .bootstrap import Bootstrapped, bootstrap, cognito_problem
+from .faults import Faults, FaultState
+from .jobs import JobStore
+from .lifecycle import Lifecycle, Timing, worker_from_cognito
+from .outputs import Worker
+from .s3io import S3
+from .server import Dispatcher, Stats
+from .validation import validate_create
+from .workteams import WorkteamStore
+
+ACCESS_KEY = "testing"
+SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials; these are placeholders
+
+
+class LocalGroundTruth:
+    def __init__(self, port: int = 0, task_seconds: float = 0.0, seed: int = 0,
+                 faults: Faults | dict[str, Any] | str | Path | None = None, *, host: str = "127.0.0.1",
+                 init_seconds: float = 0.0, stop_seconds: float | None = None,
+                 settings: Settings | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.settings = settings or get_settings()
+        self.region = self.settings.region
+        self.account = LOCAL_ACCOUNT_ID
+        if isinstance(faults, str | Path):
+            faults = Faults.load(faults)
+        self.fault_state = FaultState(seed=seed)
+        self.fault_state.set(faults)
+        self.timing = Timing(task_seconds=task_seconds, init_seconds=init_seconds,
+                             stop_seconds=min(task_seconds, 2.0) if stop_seconds is None else stop_seconds)
+        self.stats = Stats()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.resources: Bootstrapped | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> LocalGroundTruth:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.teams = WorkteamStore(account=self.account,
+                                   cognito_check=lambda member: cognito_problem(self.client("cognito-idp"), member))
+        app = Dispatcher(handlers={}, moto_app=DomainDispatcherApplication(create_backend_app),
+                         faults=self.fault_state, stats=self.stats, default_region=self.region,
+                         extra_admin={"/_smgt/jobs": self._job_statuses})
+        self._server = make_server(self.host, self.port, app, threaded=True)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="smgt-local-server", daemon=True)
+        self._thread.start()
+
+        self.s3 = S3(self.client("s3"))
+        self.lifecycle = Lifecycle(s3=self.s3, timing=self.timing, faults=self.fault_state, seed=self.seed,
+                                   region=self.region, workers_for=self._workers_for, issuer="")
+        self.jobs = JobStore(account=self.account, validate=self._validate, start=self.lifecycle.start)
+        app.handlers.update({
+            "CreateLabelingJob": self.jobs.create,
+            "DescribeLabelingJob": lambda r, _region: self.jobs.get(r.get("LabelingJobName")).describe(),
+            "ListLabelingJobs": lambda r, _region: self.jobs.list(r),
+            "StopLabelingJob": lambda r, _region: self.jobs.stop(r.get("LabelingJobName")),
+            "ListLabelingJobsForWorkteam": lambda r, _region: self.jobs.list_for_workteam(r, self.teams.exists),
+            "CreateWorkteam": self.teams.create,
+            "DescribeWorkteam": self.teams.describe,
+            "ListWorkteams": lambda r, _region: self.teams.list(r),
+        })
+        self.resources = bootstrap(self.client, self.teams, self.settings)
+        self.lifecycle.issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.resources.user_pool_id}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LocalGroundTruth:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ public helpers
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def status_queue_url(self) -> str:
+        assert self.resources is not None, "start() the emulator first"
+        return self.resources.queue_url
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        config = kwargs.pop("config", Config(retries={"mode": "standard", "max_attempts": 10}))
+        return boto3.session.Session().client(
+            service, endpoint_url=self.endpoint_url, region_name=self.region,
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, config=config, **kwargs)
+
+    def env(self) -> dict[str, str]:
+        """Environment for Airflow processes (and any boto3 user) to talk to this emulator."""
+        conn = {"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY,
+                "extra": {"endpoint_url": self.endpoint_url, "region_name": self.region}}
+        return {
+            f"AIRFLOW_CONN_{self.settings.aws_conn_id.upper()}": json.dumps(conn),
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
+            "SMGT_REGION": self.region,
+        }
+
+    def set_faults(self, faults: Faults | dict[str, Any] | None = None, **kwargs: Any) -> Faults:
+        """Replace the faults: `set_faults({"throttle_rate": 0.5})` or `set_faults(throttle_rate=0.5)`."""
+        return self.fault_state.set(faults if faults is not None else kwargs)
+
+    def upload_demo_data(self, n_frames: int = 30) -> dict[str, Any]:
+        return demo.upload_demo_data(self.s3, self.settings.input_bucket, n_frames=n_frames, seed=self.seed)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Join the threads of all jobs (tests: wait for every job to reach a terminal state)."""
+        for thread in list(self.lifecycle.threads):
+            thread.join(timeout)
+
+    # ------------------------------------------------------------ internals
+
+    def _validate(self, request: dict[str, Any], region: str):  # -> JobSpec
+        return validate_create(request, region=region, s3=self.s3, workteam_exists=self.teams.exists)
+
+    def _workers_for(self, team_arn: str) -> list[Worker]:
+        team = self.teams.by_arn(team_arn)
+        if team is None:
+            return []
+        idp = self.client("cognito-idp")
+        workers: list[Worker] = []
+        for member in team.members:
+            cognito = member["CognitoMemberDefinition"]
+            users = idp.list_users_in_group(UserPoolId=cognito["UserPool"], GroupName=cognito["UserGroup"])["Users"]
+            workers.extend(worker_from_cognito(u, self.region) for u in users)
+        return sorted(workers, key=lambda w: w.username)
+
+    def _job_statuses(self) -> dict[str, Any]:
+        return {j.name: j.status for j in self.jobs.all()}

@@ -1,0 +1,229 @@
+"""Labeling-job records and the SageMaker actions on them (create, describe, list, stop).
+
+Names are kept forever and compared case-insensitively, as GT does: a name cannot be reused after
+the job completed, failed or stopped. Responses carry the fields boto3's output shapes mark as
+required, with timestamps as epoch seconds (the JSON protocol's encoding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ResourceInUse, ResourceNotFound, ValidationException
+from .outputs import output_manifest_uri
+from .validation import JobSpec
+
+TERMINAL = {"Completed", "Failed", "Stopped"}
+STATUSES = {"Initializing", "InProgress", "Completed", "Failed", "Stopping", "Stopped"}
+
+
+@dataclass
+class LabelingJob:
+    name: str
+    arn: str
+    request: dict[str, Any]
+    spec: JobSpec
+    account: str
+    created: float = field(default_factory=time.time)
+    status: str = "Initializing"
+    failure_reason: str | None = None
+    human_labeled: int = 0
+    failed: int = 0
+    modified: float = 0.0
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.modified = self.created
+        self.lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        return len(self.spec.manifest_lines)
+
+    @property
+    def reference_code(self) -> str:
+        return hashlib.sha1(self.arn.encode()).hexdigest()[:20]
+
+    @property
+    def workteam_arn(self) -> str:
+        return self.request["HumanTaskConfig"]["WorkteamArn"]
+
+    @property
+    def output_uri(self) -> str:
+        return output_manifest_uri(self.spec.output_path, self.name)
+
+    def set_status(self, status: str, reason: str | None = None) -> None:
+        with self.lock:
+            self.status = status
+            if reason is not None:
+                self.failure_reason = reason
+            self.modified = time.time()
+
+    def count(self, *, labeled: int = 0, failed: int = 0) -> None:
+        with self.lock:
+            self.human_labeled += labeled
+            self.failed += failed
+            self.modified = time.time()
+
+    def counters(self) -> dict[str, int]:
+        return {"TotalLabeled": self.human_labeled, "HumanLabeled": self.human_labeled, "MachineLabeled": 0,
+                "FailedNonRetryableError": self.failed,
+                "Unlabeled": max(self.total - self.human_labeled - self.failed, 0)}
+
+    def _output(self) -> dict[str, Any] | None:
+        # GT fills LabelingJobOutput once the job completed (an output manifest then exists).
+        return {"OutputDatasetS3Uri": self.output_uri} if self.status == "Completed" else None
+
+    def describe(self) -> dict[str, Any]:
+        r = self.request
+        out: dict[str, Any] = {
+            "LabelingJobStatus": self.status, "LabelCounters": self.counters(),
+            "CreationTime": self.created, "LastModifiedTime": self.modified,
+            "JobReferenceCode": self.reference_code, "LabelingJobName": self.name,
+            "LabelingJobArn": self.arn, "LabelAttributeName": r["LabelAttributeName"],
+            "InputConfig": r["InputConfig"], "OutputConfig": r["OutputConfig"], "RoleArn": r["RoleArn"],
+            "HumanTaskConfig": r["HumanTaskConfig"],
+        }
+        for key in ("LabelCategoryConfigS3Uri", "StoppingConditions", "LabelingJobAlgorithmsConfig", "Tags"):
+            if key in r:
+                out[key] = r[key]
+        if self.failure_reason:
+            out["FailureReason"] = self.failure_reason
+        if (output := self._output()) is not None:
+            out["LabelingJobOutput"] = output
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        human = self.request["HumanTaskConfig"]
+        out: dict[str, Any] = {
+            "LabelingJobName": self.name, "LabelingJobArn": self.arn, "CreationTime": self.created,
+            "LastModifiedTime": self.modified, "LabelingJobStatus": self.status,
+            "LabelCounters": self.counters(), "WorkteamArn": self.workteam_arn,
+            "PreHumanTaskLambdaArn": human.get("PreHumanTaskLambdaArn"),
+            "AnnotationConsolidationLambdaArn":
+                human.get("AnnotationConsolidationConfig", {}).get("AnnotationConsolidationLambdaArn"),
+            "InputConfig": self.request["InputConfig"],
+        }
+        if self.failure_reason:
+            out["FailureReason"] = self.failure_reason
+        if (output := self._output()) is not None:
+            out["LabelingJobOutput"] = output
+        return out
+
+    def workteam_summary(self) -> dict[str, Any]:
+        return {
+            "LabelingJobName": self.name, "JobReferenceCode": self.reference_code,
+            "WorkRequesterAccountId": self.account, "CreationTime": self.created,
+            "LabelCounters": {"HumanLabeled": self.human_labeled,
+                              "PendingHuman": 0 if self.status in TERMINAL else self.total - self.human_labeled,
+                              "Total": self.total},
+            "NumberOfHumanWorkersPerDataObject": self.request["HumanTaskConfig"]["NumberOfHumanWorkersPerDataObject"],
+        }
+
+
+class JobStore:
+    def __init__(self, *, account: str, validate: Callable[[dict[str, Any], str], JobSpec],
+                 start: Callable[[LabelingJob], None]) -> None:
+        self.account = account
+        self._validate = validate
+        self._start = start
+        self._jobs: dict[str, LabelingJob] = {}  # lower-case name -> job, never removed
+        self._lock = threading.Lock()
+
+    def get(self, name: Any) -> LabelingJob:
+        job = self._jobs.get(name.lower()) if isinstance(name, str) else None
+        if job is None:
+            raise ResourceNotFound(f"Could not find requested job with name {name}")
+        return job
+
+    def all(self) -> list[LabelingJob]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def create(self, request: dict[str, Any], region: str) -> dict[str, Any]:
+        name = request.get("LabelingJobName")
+        if isinstance(name, str) and name.lower() in self._jobs:
+            raise ResourceInUse(f"Job name {name} must be unique within an AWS account and region, "
+                                "and a job with this name already exists")
+        spec = self._validate(request, region)  # reads S3: outside the lock
+        arn = f"arn:aws:sagemaker:{region}:{self.account}:labeling-job/{name.lower()}"
+        job = LabelingJob(name=name, arn=arn, request=request, spec=spec, account=self.account)
+        with self._lock:
+            if name.lower() in self._jobs:  # a concurrent create of the same name won the race
+                raise ResourceInUse(f"Job name {name} must be unique within an AWS account and region, "
+                                    "and a job with this name already exists")
+            self._jobs[name.lower()] = job
+        self._start(job)
+        return {"LabelingJobArn": arn}
+
+    def stop(self, name: Any) -> dict[str, Any]:
+        job = self.get(name)
+        with job.lock:
+            if job.status in TERMINAL:
+                raise ValidationException(f"Job {job.name} is in status {job.status} and cannot be stopped")
+            if job.status != "Stopping":
+                job.status = "Stopping"
+                job.modified = time.time()
+        job.stop_requested.set()
+        return {}
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        jobs = self.all()
+        if contains := params.get("NameContains"):
+            jobs = [j for j in jobs if contains.lower() in j.name.lower()]
+        if status := params.get("StatusEquals"):
+            jobs = [j for j in jobs if j.status == status]
+        jobs = _time_filter(jobs, params, "CreationTime", lambda j: j.created)
+        jobs = _time_filter(jobs, params, "LastModifiedTime", lambda j: j.modified)
+        sort_by = params.get("SortBy", "CreationTime")
+        key: Callable[[LabelingJob], Any] = {"Name": lambda j: j.name.lower(), "Status": lambda j: j.status}.get(
+            sort_by, lambda j: j.created)
+        jobs.sort(key=key, reverse=params.get("SortOrder", "Ascending") == "Descending")
+        page, token = _paginate(jobs, params)
+        out: dict[str, Any] = {"LabelingJobSummaryList": [j.summary() for j in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    def list_for_workteam(self, params: dict[str, Any], team_exists: Callable[[str], bool]) -> dict[str, Any]:
+        team = params.get("WorkteamArn")
+        if not isinstance(team, str) or not team_exists(team):
+            raise ResourceNotFound(f"Workteam {team} does not exist")
+        jobs = [j for j in self.all() if j.workteam_arn == team]
+        if code := params.get("JobReferenceCodeContains"):
+            jobs = [j for j in jobs if code in j.reference_code]
+        jobs = _time_filter(jobs, params, "CreationTime", lambda j: j.created)
+        jobs.sort(key=lambda j: j.created, reverse=params.get("SortOrder", "Ascending") == "Descending")
+        page, token = _paginate(jobs, params)
+        out: dict[str, Any] = {"LabelingJobSummaryList": [j.workteam_summary() for j in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+
+def _time_filter(items: list, params: dict[str, Any], prefix: str, get: Callable[[Any], float]) -> list:
+    after, before = params.get(f"{prefix}After"), params.get(f"{prefix}Before")
+    if after is not None:
+        items = [i for i in items if get(i) > float(after)]
+    if before is not None:
+        items = [i for i in items if get(i) < float(before)]
+    return items
+
+
+def _paginate(items: list, params: dict[str, Any]) -> tuple[list, str | None]:
+    """Offset tokens: good enough for a local store whose listing order is stable."""
+    limit = params.get("MaxResults", 10)
+    if not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise ValidationException(f"MaxResults must be between 1 and 100, got {limit}")
+    token = params.get("NextToken")
+    try:
+        start = int(token) if token else 0
+    except ValueError:
+        raise ValidationException(f"Invalid NextToken {token}") from None
+    page = items[start:start + limit]
+    return page, (str(start + limit) if start + limit < len(items) else None)

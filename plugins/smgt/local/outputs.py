@@ -1,0 +1,75 @@
+"""Ground Truth's output layout for one job (SPEC section 5):
+
+    {S3OutputPath}/{job}/manifests/output/output.manifest
+    {S3OutputPath}/{job}/annotations/worker-response/iteration-1/{object}/{timestamp}.json
+    {S3OutputPath}/{job}/annotations/consolidated-annotation/output/{object}/SeqLabel.json  (video, 3D tracking)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .s3io import S3
+from .workforce import Labeled, Task
+
+
+@dataclass(frozen=True)
+class Worker:
+    username: str
+    worker_id: str
+    sub: str
+
+
+def output_manifest_uri(output_path: str, job_name: str) -> str:
+    return f"{output_path.rstrip('/')}/{job_name}/manifests/output/output.manifest"
+
+
+def consolidated_prefix(output_path: str, job_name: str) -> str:
+    return f"{output_path.rstrip('/')}/{job_name}/annotations/consolidated-annotation/output"
+
+
+def _iso_ms(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def write_object(s3: S3, task: Task, labeled: Labeled, worker: Worker, *, output_path: str,
+                 submitted: datetime, seconds_spent: float, issuer: str) -> dict[str, Any]:
+    """Write the worker response and consolidated files of one data object; return its manifest line."""
+    for uri, body in labeled.files.items():
+        s3.put_bytes(uri, body, "image/png" if uri.endswith(".png") else "application/octet-stream")
+    accepted = submitted - timedelta(seconds=seconds_spent)
+    response = {"answers": [{
+        "acceptanceTime": _iso_ms(accepted),
+        "answerContent": labeled.answer,
+        "submissionTime": _iso_ms(submitted),
+        "timeSpentInSeconds": round(seconds_spent, 3),
+        "workerId": worker.worker_id,
+        "workerMetadata": {"identityData": {"identityProviderType": "Cognito", "issuer": issuer,
+                                            "sub": worker.sub}},
+    }]}
+    stamp = submitted.strftime("%Y-%m-%d_%H:%M:%S.%f")
+    s3.put_json(f"{output_path}/{task.job_name}/annotations/worker-response/iteration-1/"
+                f"{task.index}/{stamp}.json", response)
+
+    metadata: dict[str, Any] = {
+        **labeled.metadata,
+        "job-name": f"labeling-job/{task.job_name}",
+        "human-annotated": "yes",
+        "creation-date": submitted.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "type": task.modality.output_type,
+    }
+    if task.modality.is_audit:
+        metadata["adjustment-status"] = "adjusted" if labeled.adjusted else "unadjusted"
+    return {**task.line, task.label_attribute: labeled.value, f"{task.label_attribute}-metadata": metadata}
+
+
+def write_manifest(s3: S3, output_path: str, job_name: str, lines: list[dict[str, Any]]) -> str:
+    uri = output_manifest_uri(output_path, job_name)
+    s3.put_lines(uri, lines)
+    return uri
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,170 @@
+"""One WSGI endpoint: our SageMaker actions, a small admin API, and moto for everything else.
+
+Routing is by the `X-Amz-Target: SageMaker.<Action>` header of SageMaker's JSON protocol; every
+other request (S3, SNS, SQS, Cognito, other SageMaker actions) goes unchanged to moto's
+`DomainDispatcherApplication`, which picks the service from the request's SigV4 scope.
+
+Admin routes (never valid S3 bucket names, so they cannot shadow S3 paths):
+    GET  /_smgt/health            {"status": "ok"}
+    GET  /_smgt/stats             per-action call counts, throttled counts, calls in the last minute
+    POST /_smgt/stats/reset
+    GET  /_smgt/faults            current faults
+    POST /_smgt/faults            replace the faults (JSON body, see faults.py)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from .errors import ApiError, InternalFailure, ThrottlingException
+from .faults import FaultState
+
+Handler = Callable[[dict[str, Any], str], dict[str, Any]]
+_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+
+
+class Stats:
+    """Call counts per action; `last_minute` lets a load test read a rate without keeping its own log."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls: Counter[str] = Counter()
+            self.throttled: Counter[str] = Counter()
+            self.errors: Counter[str] = Counter()
+            self.recent: deque[tuple[float, str]] = deque()
+            self.since = time.time()
+
+    def record(self, action: str, *, throttled: bool = False, error: str | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            self.calls[action] += 1
+            if throttled:
+                self.throttled[action] += 1
+            if error:
+                self.errors[f"{action}:{error}"] += 1
+            self.recent.append((now, action))
+            while self.recent and self.recent[0][0] < now - 60:
+                self.recent.popleft()
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        with self._lock:
+            last = Counter(a for t, a in self.recent if t >= now - 60)
+            return {"since": self.since, "calls": dict(self.calls), "throttled": dict(self.throttled),
+                    "errors": dict(self.errors), "last_minute": dict(last)}
+
+
+def _region(environ: dict[str, Any], default: str) -> str:
+    match = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else default
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def _respond(start_response: Callable, status: int, body: Any, content_type: str) -> Iterable[bytes]:
+    data = json.dumps(body).encode()
+    start_response(f"{status} {_REASONS.get(status, '')}", [
+        ("Content-Type", content_type), ("Content-Length", str(len(data))),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+    ])
+    return [data]
+
+
+class Dispatcher:
+    def __init__(self, *, handlers: dict[str, Handler], moto_app: Callable, faults: FaultState,
+                 stats: Stats, default_region: str, extra_admin: dict[str, Callable[[], Any]] | None = None) -> None:
+        self.handlers = handlers
+        self.moto_app = moto_app
+        self.faults = faults
+        self.stats = stats
+        self.default_region = default_region
+        self.extra_admin = extra_admin or {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_smgt/"):
+            return self._admin(environ, start_response, path)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("SageMaker.") and target.split(".", 1)[1] in self.handlers:
+            return self._sagemaker(target.split(".", 1)[1], environ, start_response)
+        self.stats.record(self._moto_action(environ, target))
+        return self.moto_app(environ, start_response)
+
+    def _sagemaker(self, action: str, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        content_type = "application/x-amz-json-1.1"
+        try:
+            if self.faults.should_throttle(action):
+                self.stats.record(action, throttled=True, error="ThrottlingException")
+                raise ThrottlingException("Rate exceeded")
+            raw = _read_body(environ)
+            try:
+                request = json.loads(raw) if raw else {}
+            except json.JSONDecodeError:
+                raise ApiError("Malformed JSON body") from None
+            result = self.handlers[action](request, _region(environ, self.default_region))
+            self.stats.record(action)
+            return _respond(start_response, 200, result, content_type)
+        except ThrottlingException as exc:
+            return _respond(start_response, exc.status, exc.body(), content_type)
+        except ApiError as exc:
+            self.stats.record(action, error=exc.code)
+            return _respond(start_response, exc.status, exc.body(), content_type)
+        except Exception as exc:  # a bug must still answer in SageMaker's shape
+            err = InternalFailure(f"{type(exc).__name__}: {exc}")
+            self.stats.record(action, error=err.code)
+            return _respond(start_response, err.status, err.body(), content_type)
+
+    def _moto_action(self, environ: dict[str, Any], target: str) -> str:
+        match = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        service = match.group(2) if match else "unknown"
+        if target:
+            return f"{service}:{target.rsplit('.', 1)[-1]}"
+        ctype = environ.get("CONTENT_TYPE", "")
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            # Query protocol (SNS, ...): the action is in the form body; read it and hand moto a copy.
+            body = _read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(body)
+            action = parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+            if action:
+                return f"{service}:{action}"
+        return f"{service}:{environ.get('REQUEST_METHOD', 'GET')}"
+
+    def _admin(self, environ: dict[str, Any], start_response: Callable, path: str) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        ctype = "application/json"
+        try:
+            if path == "/_smgt/health":
+                return _respond(start_response, 200, {"status": "ok"}, ctype)
+            if path == "/_smgt/stats" and method == "GET":
+                return _respond(start_response, 200, self.stats.snapshot(), ctype)
+            if path == "/_smgt/stats/reset" and method == "POST":
+                self.stats.reset()
+                return _respond(start_response, 200, self.stats.snapshot(), ctype)
+            if path == "/_smgt/faults" and method == "GET":
+                return _respond(start_response, 200, self.faults.faults.to_dict(), ctype)
+            if path == "/_smgt/faults" and method == "POST":
+                raw = _read_body(environ)
+                new = self.faults.set(json.loads(raw) if raw else {})
+                return _respond(start_response, 200, new.to_dict(), ctype)
+            if method == "GET" and (fn := self.extra_admin.get(path)):
+                return _respond(start_response, 200, fn(), ctype)
+        except (ValueError, TypeError, KeyError) as exc:
+            return _respond(start_response, 400, {"error": str(exc)}, ctype)
+        return _respond(start_response, 404, {"error": f"no admin route {method} {path}"}, ctype)

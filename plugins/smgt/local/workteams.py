@@ -1,0 +1,110 @@
+"""Private work teams (CreateWorkteam, DescribeWorkteam, ListWorkteams) backed by Cognito groups.
+
+A team is only accepted if its Cognito user pool, group and app client exist (checked through the
+embedded Cognito, as GT checks the real one). The simulated workers of a job are the users of the
+team's groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ResourceInUse, ValidationException
+
+TEAM_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+
+
+@dataclass
+class Workteam:
+    name: str
+    arn: str
+    members: list[dict[str, Any]]
+    description: str
+    region: str
+    account: str
+    notification: dict[str, Any] | None = None
+    created: float = field(default_factory=time.time)
+
+    def describe(self) -> dict[str, Any]:
+        digest = hashlib.sha1(f"{self.account}:{self.region}".encode()).hexdigest()[:10]
+        out: dict[str, Any] = {
+            "WorkteamName": self.name, "MemberDefinitions": self.members, "WorkteamArn": self.arn,
+            "WorkforceArn": f"arn:aws:sagemaker:{self.region}:{self.account}:workforce/default",
+            "ProductListingIds": [], "Description": self.description,
+            "SubDomain": f"{digest}.labeling.{self.region}.sagemaker.aws",
+            "CreateDate": self.created, "LastUpdatedDate": self.created,
+        }
+        if self.notification:
+            out["NotificationConfiguration"] = self.notification
+        return out
+
+
+class WorkteamStore:
+    def __init__(self, *, account: str, cognito_check: Callable[[dict[str, Any]], str | None]) -> None:
+        self.account = account
+        self._check = cognito_check  # returns a problem message or None
+        self._teams: dict[str, Workteam] = {}  # arn -> team
+        self._lock = threading.Lock()
+
+    def exists(self, arn: str) -> bool:
+        return arn in self._teams
+
+    def by_arn(self, arn: str) -> Workteam | None:
+        return self._teams.get(arn)
+
+    def create(self, request: dict[str, Any], region: str) -> dict[str, Any]:
+        name = request.get("WorkteamName")
+        if not isinstance(name, str) or not TEAM_NAME_RE.fullmatch(name):
+            raise ValidationException(f"1 validation error detected: Value '{name}' at 'workteamName' failed to "
+                                      "satisfy constraint: Member must satisfy regular expression pattern: "
+                                      "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+        description = request.get("Description")
+        if not isinstance(description, str) or not 1 <= len(description) <= 200:
+            raise ValidationException("Description must be 1 to 200 characters")
+        members = request.get("MemberDefinitions")
+        if not isinstance(members, list) or not 1 <= len(members) <= 10:
+            raise ValidationException("MemberDefinitions must hold 1 to 10 member definitions")
+        for member in members:
+            cognito = member.get("CognitoMemberDefinition") if isinstance(member, dict) else None
+            if not isinstance(cognito, dict):
+                raise ValidationException("Only CognitoMemberDefinition members are supported by the local workforce")
+            if problem := self._check(cognito):
+                raise ValidationException(problem)
+        arn = f"arn:aws:sagemaker:{region}:{self.account}:workteam/private-crowd/{name}"
+        with self._lock:
+            if arn in self._teams:
+                raise ResourceInUse(f"Workteam {name} already exists")
+            self._teams[arn] = Workteam(name, arn, members, description, region, self.account,
+                                        request.get("NotificationConfiguration"))
+        return {"WorkteamArn": arn}
+
+    def describe(self, request: dict[str, Any], region: str) -> dict[str, Any]:
+        name = request.get("WorkteamName")
+        team = self._teams.get(f"arn:aws:sagemaker:{region}:{self.account}:workteam/private-crowd/{name}")
+        if team is None:
+            raise ValidationException(f"Workteam {name} does not exist")
+        return {"Workteam": team.describe()}
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        teams = list(self._teams.values())
+        if contains := params.get("NameContains"):
+            teams = [t for t in teams if contains.lower() in t.name.lower()]
+        if params.get("SortBy", "CreateDate") == "Name":
+            teams.sort(key=lambda t: t.name)
+        else:
+            teams.sort(key=lambda t: t.created)
+        if params.get("SortOrder", "Ascending") == "Descending":
+            teams.reverse()
+        from .jobs import _paginate
+
+        page, token = _paginate(teams, params)
+        out: dict[str, Any] = {"Workteams": [t.describe() for t in page]}
+        if token:
+            out["NextToken"] = token
+        return out
