@@ -91,7 +91,7 @@ start() {
     local name=$1 cmd
     case "$name" in
         emulator)
-            cmd=("$PY" -m smgt.local serve --host 127.0.0.1 --port "$SMGT_STACK_EMULATOR_PORT")
+            cmd=("$PY" -m smgt.local serve --host 127.0.0.1 --port "$SMGT_STACK_EMULATOR_PORT" --demo-data)
             if [ -n "${SMGT_STACK_TASK_SECONDS:-}" ]; then
                 cmd+=(--task-seconds "$SMGT_STACK_TASK_SECONDS")
             fi
@@ -169,7 +169,11 @@ heartbeat_ok() {  # a running job of this type that beat in the last 30 s
 
 worker_ready() { grep -q "$SMGT_STACK_WORKER_NAME ready" "$STATE/logs/worker.log"; }
 
-emulator_answers() { curl -fsS "http://127.0.0.1:$SMGT_STACK_EMULATOR_PORT/_smgt/stats"; }
+emulator_answers() { curl -fsS "http://127.0.0.1:$SMGT_STACK_EMULATOR_PORT/_smgt/health"; }
+
+emulator_ready() {  # answers, and has printed its environment (after bootstrap and the demo data)
+    emulator_answers && grep -q "^# status queue:" "$STATE/logs/emulator.log"
+}
 
 write_env() {  # write_env NAME=VALUE...: the environment every component (and a client) sources
     local kv
@@ -257,15 +261,17 @@ cmd_up() {
         write_env "${env[@]}"
         load_env
         start emulator
-        wait_for "emulator on :$emu_port" emulator_answers || die "emulator did not start (log: $STATE/logs/emulator.log)"
-        # The emulator's env: the aws_default connection at its endpoint, test credentials, SMGT_*.
-        local emu_env
-        emu_env=$("$PY" -m smgt.local env --endpoint-url "http://127.0.0.1:$emu_port") \
-            || die "python -m smgt.local env failed"
+        wait_for "emulator on :$emu_port" emulator_ready || die "emulator did not start (log: $STATE/logs/emulator.log)"
+        # `serve` prints the environment for Airflow: the aws_default connection at its endpoint,
+        # test credentials, AWS_ENDPOINT_URL, SMGT_REGION (lines `export KEY='VALUE'`).
+        local line key value
         while IFS= read -r line; do
             line=${line#export }
-            [[ "$line" == *=* ]] && env+=("$line")
-        done <<<"$emu_env"
+            key=${line%%=*}
+            value=${line#*=}
+            value=${value#\'}
+            env+=("$key=${value%\'}")
+        done < <(grep -E "^export [A-Z_]+='" "$STATE/logs/emulator.log")
     fi
     write_env "${env[@]}"
     load_env
@@ -337,7 +343,7 @@ cmd_restart() {
         triggerer) wait_for "triggerer heartbeat" heartbeat_ok TriggererJob ;;
         dag-processor) wait_for "dag-processor heartbeat" heartbeat_ok DagProcessorJob ;;
         worker) wait_for "celery worker" worker_ready_since_restart ;;
-        emulator) wait_for "emulator" emulator_answers ;;
+        emulator) wait_for "emulator" emulator_ready ;;
     esac
 }
 
