@@ -10,7 +10,6 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
-
 from smgt.config import LabelingJobConfig, validate_batch_config
 from smgt.gt.requests import (
     CONTENT_CLASSIFIERS,
