@@ -1,17 +1,6 @@
-"""Shared test fixtures. Tests import the package the way Airflow does: plugins/ on sys.path."""
+"""Sample batch configs shared by tests (importable: tests/ is on sys.path via conftest)."""
 
 from __future__ import annotations
-
-import copy
-import sys
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT / "plugins", ROOT):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 INPUT = "s3://smgt-workflows-123456789012-us-east-1-batch-input"
 
@@ -60,7 +49,3 @@ def notebook_batch(batch_id: str = "nb-track-1a2b3c4d") -> dict:
         ],
     }
 
-
-@pytest.fixture
-def nb_batch() -> dict:
-    return copy.deepcopy(notebook_batch())

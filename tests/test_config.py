@@ -7,7 +7,7 @@ import json
 
 import jsonschema
 import pytest
-from conftest import INPUT, notebook_batch
+from sample_batches import INPUT, notebook_batch
 
 from smgt.config import BatchConfigError, batch_config_json_schema, validate_batch_config
 
