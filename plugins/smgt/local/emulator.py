@@ -114,10 +114,12 @@ class LocalGroundTruth:
         return self.resources.queue_url
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        config = kwargs.pop("config", Config(retries={"mode": "standard", "max_attempts": 10}))
+        # Standard retries (10 attempts) so callers ride out injected throttling, as on AWS.
+        kwargs.setdefault("config", Config(retries={"mode": "standard", "max_attempts": 10}))
+        kwargs.setdefault("region_name", self.region)
         return boto3.session.Session().client(
-            service, endpoint_url=self.endpoint_url, region_name=self.region,
-            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, config=config, **kwargs)
+            service, endpoint_url=self.endpoint_url, aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY, **kwargs)
 
     def env(self) -> dict[str, str]:
         """Environment for Airflow processes (and any boto3 user) to talk to this emulator."""
