@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from smgt.settings import LOCAL_ACCOUNT_ID
+from smgt.config import validate_batch_config
+from smgt.gt.requests import build_create_labeling_job_request
+from smgt.settings import LOCAL_ACCOUNT_ID, Settings
 
 REGION = "us-east-1"
 NON_TERMINAL = {"Initializing", "InProgress", "Stopping"}
@@ -223,3 +225,34 @@ class FakeGroundTruth:
                 pass
 
         return Handler
+
+
+INPUT = "s3://smgt-workflows-123456789012-us-east-1-batch-input"
+
+
+def make_request(name: str = "nb-track-vehicle", modality: str = "VideoObjectTracking") -> dict[str, Any]:
+    """A CreateLabelingJob request as the request builder makes it (batch nb-track, level 1)."""
+    batch = validate_batch_config(
+        {
+            "batchId": "nb-track",
+            "labelingJobs": [
+                {
+                    "jobName": name,
+                    "jobType": "BATCH",
+                    "jobModality": modality,
+                    "labelCategoryConfigS3Uri": f"{INPUT}/vehicle_label_category.json",
+                    "inputConfig": {"inputManifestS3Uri": f"{INPUT}/MOT17-13-SDP.manifest"},
+                    "jobLevel": 1,
+                }
+            ],
+        }
+    )
+    job = batch.labelingJobs[0]
+    return build_create_labeling_job_request(
+        job,
+        batch_id="nb-track",
+        settings=Settings(),
+        input_manifest_s3_uri=job.inputConfig.inputManifestS3Uri,
+        label_category_config_s3_uri=job.labelCategoryConfigS3Uri,
+        ui_template_s3_uri=f"{INPUT}/ui.liquid.html",
+    )

@@ -4,44 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
-from gt_standin import FakeGroundTruth, Fault
-from smgt.config import validate_batch_config
+from gt_standin import INPUT, FakeGroundTruth, Fault, make_request
 from smgt.gt.hooks import WAITER_NAME, LabelingJobConflictError, LabelingJobHook, task_type_from_lambda_arn
-from smgt.gt.requests import build_create_labeling_job_request
-from smgt.settings import Settings
-
-INPUT = "s3://smgt-workflows-123456789012-us-east-1-batch-input"
-
-
-def make_request(name: str = "nb-track-vehicle", modality: str = "VideoObjectTracking") -> dict[str, Any]:
-    batch = validate_batch_config(
-        {
-            "batchId": "nb-track",
-            "labelingJobs": [
-                {
-                    "jobName": name,
-                    "jobType": "BATCH",
-                    "jobModality": modality,
-                    "labelCategoryConfigS3Uri": f"{INPUT}/vehicle_label_category.json",
-                    "inputConfig": {"inputManifestS3Uri": f"{INPUT}/MOT17-13-SDP.manifest"},
-                    "jobLevel": 1,
-                }
-            ],
-        }
-    )
-    job = batch.labelingJobs[0]
-    return build_create_labeling_job_request(
-        job,
-        batch_id="nb-track",
-        settings=Settings(),
-        input_manifest_s3_uri=job.inputConfig.inputManifestS3Uri,
-        label_category_config_s3_uri=job.labelCategoryConfigS3Uri,
-        ui_template_s3_uri=f"{INPUT}/ui.liquid.html",
-    )
 
 
 @pytest.fixture

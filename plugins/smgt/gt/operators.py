@@ -1,0 +1,68 @@
+"""CreateLabelingJobOperator: start (or adopt) one Ground Truth labeling job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
+
+from smgt.gt.hooks import LabelingJobHook, resolve_connection_params
+from smgt.gt.requests import output_manifest_uri
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
+    """
+    Create a SageMaker Ground Truth labeling job, adopting an identical job of the same name.
+
+    Thin by design: the request is built by
+    :func:`smgt.gt.requests.build_create_labeling_job_request` (or by hand) and passed as is;
+    waiting is :class:`smgt.gt.sensors.LabelingJobSensor`'s job. Re-running the task is safe: the
+    job created by an earlier try is adopted (see :meth:`LabelingJobHook.create_labeling_job`).
+
+    Returns (and pushes as XCom) ``{"LabelingJobName", "LabelingJobArn", "OutputManifestS3Uri",
+    "adopted"}``.
+
+    :param request: Keyword arguments of ``CreateLabelingJob``. (templated)
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+        (default: ``SMGT_AWS_CONN_ID``, else ``aws_default``)
+    :param region_name: AWS region_name. (default: ``SMGT_REGION``, the region the request's ARNs
+        were built for)
+    :param verify: Whether or not to verify SSL certificates. See:
+        https://boto3.amazonaws.com/v1/documentation/api/latest/reference/core/session.html
+    :param botocore_config: Configuration dictionary (key-values) for botocore client. See:
+        https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+    """
+
+    aws_hook_class = LabelingJobHook
+    template_fields: Sequence[str] = aws_template_fields("request")
+    template_fields_renderers = {"request": "json"}
+    ui_color = "#ededed"
+
+    def __init__(
+        self,
+        *,
+        request: dict[str, Any],
+        aws_conn_id: str | None | ArgNotSet = NOTSET,
+        region_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        conn_id, region = resolve_connection_params(aws_conn_id, region_name)
+        super().__init__(aws_conn_id=conn_id, region_name=region, **kwargs)
+        self.request = request
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        created = self.hook.create_labeling_job(self.request)
+        return {
+            "LabelingJobName": created["LabelingJobName"],
+            "LabelingJobArn": created["LabelingJobArn"],
+            "OutputManifestS3Uri": output_manifest_uri(
+                self.request["OutputConfig"]["S3OutputPath"], created["LabelingJobName"]
+            ),
+            "adopted": created["adopted"],
+        }
