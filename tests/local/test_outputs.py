@@ -1,0 +1,257 @@
+"""Outputs of every modality, read back the way a consumer (the batch DAG, a training job) reads them,
+checked against the formats of SPEC section 5 and Ground Truth's output documentation."""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from array import array
+from typing import Any
+
+import pytest
+from local_gt_helpers import SETTINGS, audit_config, job_request, read_manifest, unique, wait_terminal
+from smgt.local import workforce
+from smgt.local.references import parse_mot
+from smgt.registry import get_modality
+
+ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def run(sm, emu, modality: str, manifest: str, category: str, **kw: Any) -> tuple[str, list[dict[str, Any]]]:
+    name = kw.pop("name", None) or unique(modality[:12].lower())
+    sm.create_labeling_job(**job_request(name, modality, manifest, category, **kw))
+    desc = wait_terminal(sm, name)
+    assert desc["LabelingJobStatus"] == "Completed", desc.get("FailureReason")
+    return name, read_manifest(emu, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
+
+
+def check_metadata(meta: dict[str, Any], name: str, output_type: str) -> None:
+    assert meta["job-name"] == f"labeling-job/{name}"
+    assert meta["human-annotated"] == "yes"
+    assert meta["type"] == output_type
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+", meta["creation-date"])
+
+
+@pytest.fixture(scope="module")
+def vehicle_job(sm, emu, demo):
+    return run(sm, emu, "VideoObjectTracking", demo["manifest_uri"], demo["label_configs"]["vehicle_label_category"],
+               label_attribute="vehicle-ref")
+
+
+def test_video_tracking_boxes_follow_reference_with_stable_ids(emu, demo, vehicle_job):
+    name, lines = vehicle_job
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["source-ref"] == demo["sequence_uri"]
+    meta = line["vehicle-ref-metadata"]
+    check_metadata(meta, name, "groundtruth/video-object-tracking")
+    assert meta["class-map"] == {"0": "Vehicle"}
+    assert line["vehicle-ref"] == (f"s3://{SETTINGS.processing_bucket}/gt-output/{name}/annotations/"
+                                   "consolidated-annotation/output/0/SeqLabel.json")
+
+    seq = emu.s3.get_json(demo["sequence_uri"])
+    labels = emu.s3.get_json(line["vehicle-ref"])["tracking-annotations"]
+    assert [f["frame"] for f in labels] == [f["frame"] for f in seq["frames"]]
+    reference = parse_mot(emu.s3.get_text(demo["gt_uri"]))
+    ids: dict[str, str] = {}
+    for frame in labels:
+        number = int(frame["frame"].split(".")[0])
+        expected = sorted((b.left, b.top, b.width, b.height) for b in reference[number])
+        got = sorted((a["left"], a["top"], a["width"], a["height"]) for a in frame["annotations"])
+        assert got == expected  # workers copied the MOT reference boxes
+        assert frame["frame-attributes"] == {"Number_Of_Vehicles": len(frame["annotations"])}
+        for ann in frame["annotations"]:
+            assert re.fullmatch(r"Vehicle:\d+", ann["object-name"])
+            assert ann["class-id"] in meta["class-map"]
+            assert ann["label-category-attributes"]["Moving"] in {"Stationary", "Dynamic"}
+            assert ann["label-category-attributes"]["Vehicle_Type"] in {"Car", "Van", "Bus", "SUV"}
+            assert ids.setdefault(ann["object-name"], ann["object-id"]) == ann["object-id"]
+    assert len(set(ids.values())) == len(ids) == 4  # four cars, one id each across all frames
+
+
+def test_worker_response_files(emu, vehicle_job):
+    name, _ = vehicle_job
+    keys = emu.s3.list_keys(SETTINGS.processing_bucket, f"gt-output/{name}/annotations/worker-response/iteration-1/0/")
+    assert len(keys) == 1 and keys[0].endswith(".json")
+    answer = emu.s3.get_json(f"s3://{SETTINGS.processing_bucket}/{keys[0]}")["answers"][0]
+    assert ISO_MS.fullmatch(answer["acceptanceTime"]) and ISO_MS.fullmatch(answer["submissionTime"])
+    assert answer["acceptanceTime"] < answer["submissionTime"]
+    assert answer["timeSpentInSeconds"] > 0
+    assert answer["workerId"].startswith("private.us-east-1.")
+    identity = answer["workerMetadata"]["identityData"]
+    assert identity["identityProviderType"] == "Cognito"
+    assert identity["issuer"].startswith("https://cognito-idp.us-east-1.amazonaws.com/")
+    # The worker is a member of the job's (first-level) team.
+    idp = emu.client("cognito-idp")
+    pool = identity["issuer"].rsplit("/", 1)[1]
+    members = idp.list_users_in_group(UserPoolId=pool, GroupName="smgt-workflows-first-level")["Users"]
+    subs = {a["Value"] for u in members for a in u["Attributes"] if a["Name"] == "sub"}
+    assert identity["sub"] in subs
+    assert "tracking-annotations" in answer["answerContent"]
+
+
+def test_video_polylines_follow_lane_reference(sm, emu, demo):
+    name, lines = run(sm, emu, "VideoObjectTracking", demo["manifest_uri"], demo["label_configs"]["lane_label_category"],
+                      label_attribute="lane-ref")
+    frames = emu.s3.get_json(lines[0]["lane-ref"])["tracking-annotations"]
+    lanes = emu.s3.get_json(demo["frames_prefix"].replace("img1/", "gt/lanes.json"))["lanes"]
+    for frame in frames:
+        assert frame["annotations"] == []
+        assert len(frame["polylines"]) == len(lanes)
+        for poly, lane in zip(frame["polylines"], lanes, strict=True):
+            assert re.fullmatch(r"Lane:\d+", poly["object-name"]) and poly["object-id"]
+            assert len(poly["points"]) == len(lane)
+            for point, (x, y) in zip(poly["points"], lane, strict=True):
+                assert abs(point["x"] - x) <= 1.5 and point["y"] == y
+
+
+def test_video_detection_has_no_identities(sm, emu, demo):
+    name, lines = run(sm, emu, "VideoObjectDetection", demo["manifest_uri"],
+                      demo["label_configs"]["vehicle_label_category"])
+    attr = f"{name}-ref"
+    check_metadata(lines[0][f"{attr}-metadata"], name, "groundtruth/video-object-detection")
+    frames = emu.s3.get_json(lines[0][attr])["detection-annotations"]
+    assert frames and all(frame["annotations"] for frame in frames)
+    assert all("object-id" not in a and {"left", "top", "width", "height", "class-id"} <= set(a)
+               for frame in frames for a in frame["annotations"])
+
+
+def test_adjustment_job_starts_from_parent_labels(sm, emu, demo, vehicle_job):
+    parent_name, parent_lines = vehicle_job
+    parent_out = f"s3://{SETTINGS.processing_bucket}/gt-output/{parent_name}/manifests/output/output.manifest"
+    config = audit_config(emu, demo["label_configs"]["vehicle_label_category_audit"], "vehicle-ref")
+    name, lines = run(sm, emu, "VideoObjectTrackingAudit", parent_out, config, label_attribute="vehicle-audit-ref")
+    line = lines[0]
+    assert line["vehicle-ref"] == parent_lines[0]["vehicle-ref"]  # the parent's label is kept
+    meta = line["vehicle-audit-ref-metadata"]
+    check_metadata(meta, name, "groundtruth/video-object-tracking")
+    assert meta["adjustment-status"] in {"adjusted", "unadjusted"}
+    parent = emu.s3.get_json(parent_lines[0]["vehicle-ref"])["tracking-annotations"]
+    audit = emu.s3.get_json(line["vehicle-audit-ref"])["tracking-annotations"]
+    parent_ids = {a["object-id"] for f in parent for a in f["annotations"]}
+    audit_ids = {a["object-id"] for f in audit for a in f["annotations"]}
+    assert audit_ids == parent_ids  # same objects, possibly moved
+    verdicts = [a["label-category-attributes"]["audit"] for f in audit for a in f["annotations"]]
+    assert set(verdicts) <= {"Pass", "Fail"}
+    moved = sum(
+        (a["left"], a["top"]) != (b["left"], b["top"])
+        for fa, fb in zip(parent, audit, strict=True)
+        for a, b in zip(sorted(fa["annotations"], key=lambda x: x["object-id"]),
+                        sorted(fb["annotations"], key=lambda x: x["object-id"]), strict=True))
+    assert moved == verdicts.count("Fail")
+    assert (meta["adjustment-status"] == "adjusted") == (moved > 0)
+    assert all(f["frame-attributes"]["Frame_Quality"] in {"Pass", "Fail"} for f in audit)
+
+
+def test_adjustment_on_down_sampled_frames_keeps_only_those(sm, emu, demo, vehicle_job):
+    _, parent_lines = vehicle_job
+    seq = emu.s3.get_json(demo["sequence_uri"])
+    kept = seq["frames"][::3]
+    base = f"s3://{SETTINGS.processing_bucket}/tests/downsampled"
+    emu.s3.put_json(f"{base}/seq.json", {**seq, "number-of-frames": len(kept), "frames": kept})
+    emu.s3.put_lines(f"{base}/input.manifest", [{**parent_lines[0], "source-ref": f"{base}/seq.json"}])
+    config = audit_config(emu, demo["label_configs"]["vehicle_label_category_audit"], "vehicle-ref")
+    _, lines = run(sm, emu, "VideoObjectTrackingAudit", f"{base}/input.manifest", config,
+                   label_attribute="vehicle-audit-ref")
+    frames = emu.s3.get_json(lines[0]["vehicle-audit-ref"])["tracking-annotations"]
+    assert [f["frame"] for f in frames] == [f["frame"] for f in kept]
+
+
+def test_lane_adjustment_keeps_polylines(sm, emu, demo):
+    _, parent = run(sm, emu, "VideoObjectTracking", demo["manifest_uri"], demo["label_configs"]["lane_label_category"],
+                    label_attribute="lane-ref")
+    out_path = f"s3://{SETTINGS.processing_bucket}/tests/lane-parent.manifest"
+    emu.s3.put_lines(out_path, parent)
+    config = audit_config(emu, demo["label_configs"]["lane_label_category_audit"], "lane-ref")
+    _, lines = run(sm, emu, "VideoObjectTrackingAudit", out_path, config, label_attribute="lane-audit-ref")
+    frames = emu.s3.get_json(lines[0]["lane-audit-ref"])["tracking-annotations"]
+    assert all(p["label-category-attributes"]["audit"] in {"Pass", "Fail"} for f in frames for p in f["polylines"])
+
+
+def test_image_bounding_boxes(sm, emu, demo, inputs):
+    name, lines = run(sm, emu, "BoundingBox", inputs["images"], inputs["car"], template=inputs["template"])
+    reference = parse_mot(emu.s3.get_text(demo["gt_uri"]))
+    assert len(lines) == 3
+    for line in lines:
+        value, meta = line[name], line[f"{name}-metadata"]
+        check_metadata(meta, name, "groundtruth/object-detection")
+        assert value["image_size"] == [{"width": 320, "height": 180, "depth": 3}]
+        number = int(line["source-ref"].rsplit("/", 1)[1].split(".")[0])
+        assert sorted((a["left"], a["top"], a["width"], a["height"]) for a in value["annotations"]) == sorted(
+            (b.left, b.top, b.width, b.height) for b in reference[number])
+        assert len(meta["objects"]) == len(value["annotations"])
+        assert {str(a["class_id"]) for a in value["annotations"]} == set(meta["class-map"])
+
+    # Adjustment: starts from these boxes.
+    parent_out = f"s3://{SETTINGS.processing_bucket}/gt-output/{name}/manifests/output/output.manifest"
+    config = audit_config(emu, inputs["car"], name)
+    audit_name, audited = run(sm, emu, "BoundingBoxAudit", parent_out, config, template=inputs["template"])
+    for before, after in zip(lines, audited, strict=True):
+        assert len(after[audit_name]["annotations"]) == len(before[name]["annotations"])
+        assert after[f"{audit_name}-metadata"]["adjustment-status"] in {"adjusted", "unadjusted"}
+
+
+def test_image_semantic_segmentation_masks(sm, emu, inputs):
+    from PIL import Image
+
+    name, lines = run(sm, emu, "SemanticSegmentation", inputs["images"], inputs["road"], template=inputs["template"])
+    attr = f"{name}-ref"
+    for line in lines:
+        meta = line[f"{attr}-metadata"]
+        check_metadata(meta, name, "groundtruth/semantic-segmentation")
+        colors = meta["internal-color-map"]
+        assert colors["0"]["class-name"] == "BACKGROUND" and {c["class-name"] for c in colors.values()} >= {"Road", "Car"}
+        assert line[attr].endswith(".png")
+        mask = Image.open(io.BytesIO(emu.s3.get_bytes(line[attr]))).convert("RGB")
+        assert mask.size == (320, 180)
+        allowed = {tuple(int(c["hex-color"][i:i + 2], 16) for i in (1, 3, 5)) for c in colors.values()}
+        used = {rgb for _, rgb in mask.getcolors(maxcolors=10_000)}
+        assert used <= allowed and len(used) >= 2  # background plus at least one class
+
+
+def test_point_cloud_object_detection(sm, emu, inputs):
+    name, lines = run(sm, emu, "PointCloudObjectDetection", inputs["cloud"], inputs["cuboids"])
+    for line in lines:
+        assert line["source-ref-metadata"]["format"] == "text/xyzi"  # input keys kept
+        meta = line[f"{name}-metadata"]
+        check_metadata(meta, name, "groundtruth/point_cloud_object_detection")
+        assert meta["dataset-object-attributes"]["Weather"] in {"Sun", "Rain"}
+        for cuboid in line[name]["annotations"]:
+            assert {"center-x", "center-y", "center-z", "length", "width", "height", "roll", "pitch", "yaw",
+                    "class-id", "object-name", "label-category-attributes"} <= set(cuboid)
+            assert str(cuboid["class-id"]) in meta["class_map"]
+
+
+def test_point_cloud_object_tracking(sm, emu, inputs):
+    name, lines = run(sm, emu, "PointCloudObjectTracking", inputs["cloud_seq"], inputs["cuboids"])
+    attr = f"{name}-ref"
+    meta = lines[0][f"{attr}-metadata"]
+    check_metadata(meta, name, "groundtruth/point_cloud_object_tracking")
+    frames = emu.s3.get_json(lines[0][attr])["tracking-annotations"]
+    assert [f["frame-name"] for f in frames] == ["frame0.txt", "frame1.txt", "frame2.txt"]
+    assert [o["frame-no"] for o in meta["objects"]] == [0, 1, 2]
+    ids = [{a["object-name"]: a["object-id"] for a in f["annotations"]} for f in frames]
+    assert ids[0] and ids[0] == ids[1] == ids[2]
+
+
+def test_point_cloud_semantic_segmentation(sm, emu, inputs):
+    name, lines = run(sm, emu, "PointCloudSemanticSegmentation", inputs["cloud"], inputs["cuboids"])
+    attr = f"{name}-ref"
+    meta = lines[0][f"{attr}-metadata"]
+    check_metadata(meta, name, "groundtruth/point_cloud_single_frame_semantic_segmentation")
+    classes = array("B", zlib.decompress(emu.s3.get_bytes(lines[0][attr])))
+    assert len(classes) == 50  # one class per point of the input cloud
+    assert set(classes) <= {int(k) for k in meta["color-map"]}
+
+
+def test_workers_are_deterministic_for_a_seed(emu, demo):
+    config = emu.s3.get_json(demo["label_configs"]["vehicle_label_category"])
+
+    def task(seed: int) -> workforce.Task:
+        return workforce.Task("det-job", 0, {"source-ref": demo["sequence_uri"]}, get_modality("VideoObjectTracking"),
+                              config, "vehicle-ref", "s3://b/p", seed)
+
+    first, again, other = (workforce.label(task(s), emu.s3) for s in (3, 3, 4))
+    assert first.files == again.files
+    assert first.files != other.files
