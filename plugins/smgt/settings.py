@@ -36,6 +36,8 @@ class Settings:
     max_jobs_per_batch: int = 100
     # Seconds between DescribeLabelingJob polls of a deferred sensor.
     poke_interval: int = 30
+    # Retries of each batch task (creates adopt their own job, so retrying is safe).
+    task_retries: int = 2
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

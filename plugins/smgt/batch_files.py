@@ -1,0 +1,213 @@
+"""Recurring batches from files: `include/batches/*.yaml` with a `schedule` (issue 5, point 7).
+
+A batch file is a batch config template:
+
+    schedule: "@daily"              # absent/null: a template only (no DAG)
+    batchIdPrefix: street-daily     # batchId = {prefix}-{YYYYmmddHHMMSS of the run}
+    destinationSnsArn: ...          # optional
+    labelingJobs:
+      - jobName: vehicle            # the job runs as {batchId}-vehicle, unique per run
+        jobModality: VideoObjectTracking
+        labelCategoryConfigFile: vehicle_label_category.json   # from include/label_configs/
+        inputConfig:
+          framesS3Prefix: s3://bucket/videos/   # or inputManifestS3Uri / chainFromJobName
+          frameStep: 2                          # every k-th frame, like the notebook
+        jobLevel: 1
+      ...
+
+`check_batch_file` runs at parse time (no network: label-config files must exist, the config it
+would produce must validate); `materialize_batch` runs in the DAG's first task (uploads, frame
+inputs, final validation against GT).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smgt.config import BatchConfig, BatchConfigError, validate_batch_config
+from smgt.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCHES_DIR = ROOT / "include" / "batches"
+LABEL_CONFIGS_DIR = ROOT / "include" / "label_configs"
+RUN_STAMP_FORMAT = "%Y%m%d%H%M%S"
+FILE_KEYS = {"schedule", "batchIdPrefix", "destinationSnsArn", "labelingJobs", "description"}
+JOB_FILE_KEYS = {"labelCategoryConfigFile"}
+FRAME_INPUT_KEYS = {"framesS3Prefix", "frameStep"}
+# libyaml's loader when present: parsing stays fast with many batch files.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class BatchFileError(ValueError):
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{_display(path)}: " + "; ".join(problems))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    path: Path
+    spec: dict[str, Any]
+
+    @property
+    def dag_id(self) -> str:
+        return "smgt_recurring_" + re.sub(r"[^a-zA-Z0-9_]", "_", self.path.stem)
+
+    @property
+    def schedule(self) -> str | None:
+        return self.spec.get("schedule")
+
+    @property
+    def prefix(self) -> str:
+        return self.spec["batchIdPrefix"]
+
+
+def batch_id_for(prefix: str, run_time: datetime) -> str:
+    return f"{prefix}-{run_time.strftime(RUN_STAMP_FORMAT)}"
+
+
+def read_batch_file(path: Path) -> BatchFile:
+    """Load and check a batch file; BatchFileError names the file and every problem."""
+    try:
+        spec = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise BatchFileError(path, [f"cannot be read as YAML: {exc}"]) from None
+    if not isinstance(spec, dict):
+        raise BatchFileError(path, ["must be a YAML mapping"])
+    problems = [f"{k!r}: unknown key (allowed: {', '.join(sorted(FILE_KEYS))})" for k in spec if k not in FILE_KEYS]
+    if not isinstance(spec.get("batchIdPrefix"), str):
+        problems.append("batchIdPrefix: required string")
+    if spec.get("schedule") is not None and not isinstance(spec["schedule"], str):
+        problems.append("schedule: must be a cron expression or preset string")
+    if problems:
+        raise BatchFileError(path, problems)
+    batch_file = BatchFile(path, spec)
+    # A run stamp of full length, so names that would be too long fail now, not at 3 a.m.
+    placeholder = batch_id_for(batch_file.prefix, datetime(2000, 1, 1))
+    try:
+        conf = _expand(batch_file, placeholder, upload=None, frame_manifest=None)
+        validate_batch_config(conf)
+    except BatchConfigError as exc:
+        raise BatchFileError(path, exc.problems) from None
+    return batch_file
+
+
+def scheduled_batch_files(folder: Path = BATCHES_DIR) -> tuple[list[BatchFile], list[BatchFileError]]:
+    """Batch files that define a schedule, and the errors of the broken ones (each on its own)."""
+    good, broken = [], []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            batch_file = read_batch_file(path)
+        except BatchFileError as exc:
+            broken.append(exc)
+            continue
+        if batch_file.schedule:
+            good.append(batch_file)
+    return good, broken
+
+
+def _expand(
+    batch_file: BatchFile,
+    batch_id: str,
+    *,
+    upload: Any,
+    frame_manifest: Any,
+) -> dict[str, Any]:
+    """The batch conf of one run. `upload(file_path) -> s3 uri` and
+    `frame_manifest(job_name, prefix, step) -> manifest uri` do the I/O; None at parse time."""
+    spec = batch_file.spec
+    raw_jobs = spec.get("labelingJobs")
+    if not isinstance(raw_jobs, list):
+        raise BatchConfigError(["labelingJobs: must be a list of jobs"])
+    problems: list[str] = []
+    jobs = []
+    for index, raw in enumerate(raw_jobs):
+        if not isinstance(raw, dict):
+            problems.append(f"labelingJobs[{index}]: must be a mapping")
+            continue
+        job = copy.deepcopy(raw)
+        job.setdefault("jobType", "BATCH")
+        if isinstance(job.get("jobName"), str):
+            job["jobName"] = f"{batch_id}-{job['jobName']}"
+        config_file = job.pop("labelCategoryConfigFile", None)
+        if config_file is not None:
+            path = LABEL_CONFIGS_DIR / str(config_file)
+            if not path.is_file():
+                problems.append(f"labelingJobs[{index}]: labelCategoryConfigFile: {config_file!r} not found in include/label_configs/")
+                continue
+            job["labelCategoryConfigS3Uri"] = upload(path) if upload else "s3://placeholder-bucket/label.json"
+        inputs = job.get("inputConfig")
+        if isinstance(inputs, dict):
+            inputs = job["inputConfig"] = dict(inputs)
+            if isinstance(inputs.get("chainFromJobName"), str):
+                inputs["chainFromJobName"] = f"{batch_id}-{inputs['chainFromJobName']}"
+            if "framesS3Prefix" in inputs:
+                prefix, step = inputs.pop("framesS3Prefix"), inputs.pop("frameStep", 1)
+                if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+                    problems.append(f"labelingJobs[{index}]: inputConfig.frameStep: must be an integer >= 1")
+                    continue
+                if not isinstance(prefix, str) or not prefix.startswith("s3://"):
+                    problems.append(f"labelingJobs[{index}]: inputConfig.framesS3Prefix: must be an s3:// prefix")
+                    continue
+                inputs["inputManifestS3Uri"] = (
+                    frame_manifest(job["jobName"], prefix, step) if frame_manifest else "s3://placeholder-bucket/in.manifest"
+                )
+        jobs.append(job)
+    if problems:
+        raise BatchConfigError(problems)
+    conf: dict[str, Any] = {"batchId": batch_id, "labelingJobs": jobs}
+    if spec.get("destinationSnsArn"):
+        conf["destinationSnsArn"] = spec["destinationSnsArn"]
+    return conf
+
+
+def materialize_batch(
+    batch_file: BatchFile,
+    run_time: datetime,
+    *,
+    settings: Settings,
+    storage: Any,
+    foreign_job_names: Any = None,
+) -> BatchConfig:
+    """Upload the label configs, build frame inputs, and validate the run's batch config."""
+    from smgt.batch import batch_prefix
+    from smgt.manifests import build_video_inputs_from_prefix
+
+    batch_id = batch_id_for(batch_file.prefix, run_time)
+    base = batch_prefix(settings, batch_id)
+
+    def upload(path: Path) -> str:
+        uri = f"{base}/label_configs/{path.name}"
+        storage.write_json(uri, json.loads(path.read_text(encoding="utf-8")))
+        return uri
+
+    def frame_manifest(job_name: str, prefix: str, step: int) -> str:
+        inputs = build_video_inputs_from_prefix(
+            storage, prefix, step=step, out_prefix_uri=f"{base}/inputs/{job_name}/frames"
+        )
+        return inputs.manifest_uri
+
+    conf = _expand(batch_file, batch_id, upload=upload, frame_manifest=frame_manifest)
+    return validate_batch_config(
+        conf,
+        region=settings.region,
+        max_job_level=settings.max_job_level,
+        max_jobs=settings.max_jobs_per_batch,
+        existing_job_names=foreign_job_names,
+    )

@@ -1,0 +1,252 @@
+"""Wiring of a batch DAG: shared by `smgt_batch` (conf-triggered) and the recurring batch DAGs.
+
+    resolve_batch
+      -> level_1: plan_jobs -> job[jobName] (prepare_input -> create_job -> wait_for_job -> collect_output)
+      -> level_2: down_sampling_rate (HITL, skipped when every rate is given) -> plan_jobs -> job[...]
+      -> level_3: ...
+      -> finalize_batch (always runs: status, SNS message, stops nothing that still runs)
+
+Every labeling job is one expansion of the mapped `job` task group of its level, shown in the UI
+under its jobName (named map index). A level starts only when every job of the previous levels
+completed (`none_failed`); a level with no jobs expands to nothing and passes through.
+
+Only wiring lives here: what each task does is in `smgt.batch` (plain functions). Imports of the
+task logic happen inside the tasks, so parsing a DAG file stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, get_current_context, task, task_group
+from airflow.sdk.definitions.taskgroup import TaskGroup
+
+from smgt.gt.operators import CreateLabelingJobOperator
+from smgt.gt.sensors import LabelingJobSensor
+from smgt.metadata import RATE_PARAM, DownSamplingRateOperator
+from smgt.settings import get_settings
+
+RESOLVE_TASK_ID = "resolve_batch"
+FINALIZE_TASK_ID = "finalize_batch"
+
+
+def level_group_id(level: int) -> str:
+    return f"level_{level}"
+
+
+def collect_task_id(level: int) -> str:
+    return f"{level_group_id(level)}.job.collect_output"
+
+
+def plan_task_id(level: int) -> str:
+    return f"{level_group_id(level)}.plan_jobs"
+
+
+def _storage(settings: Any) -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from smgt.manifests import Storage
+
+    return Storage(S3Hook(aws_conn_id=settings.aws_conn_id).get_conn())
+
+
+def _gt_hook(settings: Any) -> Any:
+    from smgt.gt.hooks import LabelingJobHook
+
+    return LabelingJobHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
+
+
+def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], list[str]]:
+    """Names that already exist in GT and were not created by this batch (a retry adopts its own)."""
+    from smgt.batch import jobs_owned_by_others
+
+    return lambda names: jobs_owned_by_others(_gt_hook(settings), names, batch_id)
+
+
+def _batch_config(ti: Any) -> Any:
+    from smgt.config import BatchConfig
+
+    return BatchConfig.model_validate(ti.xcom_pull(task_ids=RESOLVE_TASK_ID))
+
+
+def stop_running_jobs(context: dict[str, Any]) -> None:
+    """Run failure callback: stop the batch's GT jobs that still run, so nothing keeps costing."""
+    from smgt.gt.sensors import stop_labeling_job_quietly
+
+    settings = get_settings()
+    conf = context["dag_run"].conf or {}
+    for job in conf.get("labelingJobs") or []:
+        name = job.get("jobName") if isinstance(job, dict) else None
+        if name:
+            stop_labeling_job_quietly(name, settings.aws_conn_id, settings.region)
+
+
+@task(task_id="plan_jobs", trigger_rule="none_failed")
+def plan_jobs(level: int) -> list[dict[str, Any]]:
+    """Arguments of this level's job groups; chained inputs come from earlier levels' outputs."""
+    from smgt.batch import plan_level
+
+    ti = get_current_context()["ti"]
+    config = _batch_config(ti)
+    finished: list[dict[str, Any]] = []
+    for earlier in range(1, level):
+        pulled = ti.xcom_pull(task_ids=collect_task_id(earlier))
+        if isinstance(pulled, dict):
+            pulled = [pulled]
+        finished.extend(r for r in (pulled or []) if r)
+    answer = ti.xcom_pull(task_ids=f"{level_group_id(level)}.down_sampling_rate") if level > 1 else None
+    posted_rate = answer.get(RATE_PARAM) if isinstance(answer, dict) else None
+    return plan_level(config, level, finished=finished, posted_rate=posted_rate)
+
+
+@task(multiple_outputs=True, map_index_template="{{ task.op_kwargs['job_name'] }}")
+def prepare_input(
+    batch_id: str, job_name: str, job: dict, parent: dict | None, rate: float | None
+) -> dict[str, Any]:
+    """Chained input manifest (down-sampled), audit category config, UI template; the GT request."""
+    from smgt.batch import prepare_job_input
+
+    settings = get_settings()
+    spec = {"batch_id": batch_id, "job_name": job_name, "job": job, "parent": parent, "rate": rate}
+    return prepare_job_input(spec, settings=settings, storage=_storage(settings))
+
+
+@task(map_index_template="{{ task.op_kwargs['job_name'] }}")
+def collect_output(job_name: str) -> dict[str, Any]:
+    """Output manifest and label counters of the completed job, for later levels and batch show."""
+    from smgt.batch import collected_result
+
+    return collected_result(_gt_hook(get_settings()).describe_labeling_job(job_name))
+
+
+@task_group(group_id="job")
+def labeling_job(batch_id: str, job_name: str, job: dict, parent: dict | None, rate: float | None) -> Any:
+    prepared = prepare_input(batch_id=batch_id, job_name=job_name, job=job, parent=parent, rate=rate)
+    created = CreateLabelingJobOperator(
+        task_id="create_job",
+        request=prepared["request"],
+        map_index_template="{{ task.request['LabelingJobName'] }}",
+    )
+    waited = LabelingJobSensor(
+        task_id="wait_for_job",
+        job_name=job_name,
+        map_index_template="{{ task.job_name }}",
+    )
+    collected = collect_output(job_name=job_name)
+    created >> waited >> collected
+    return collected
+
+
+@task(task_id=FINALIZE_TASK_ID, trigger_rule="all_done")
+def finalize_batch(max_level: int) -> dict[str, Any]:
+    """COMPLETE or INTERNAL_ERROR, with the job and reason; publish the batch's SNS message."""
+    from airflow.providers.amazon.aws.hooks.sns import SnsHook
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from smgt.batch import INTERNAL_ERROR, batch_outcome, sns_message
+
+    settings = get_settings()
+    ti = get_current_context()["ti"]
+    raw = ti.xcom_pull(task_ids=RESOLVE_TASK_ID)
+    if raw is None:
+        raise AirflowFailException("the batch config was rejected; nothing was created (see resolve_batch's log)")
+    config = _batch_config(ti)
+    results: list[dict[str, Any]] = []
+    started: list[str] = []
+    for level in range(1, max_level + 1):
+        pulled = ti.xcom_pull(task_ids=collect_task_id(level))
+        results.extend([pulled] if isinstance(pulled, dict) else [r for r in (pulled or []) if r])
+        plans = ti.xcom_pull(task_ids=plan_task_id(level)) or []
+        started.extend(spec["job_name"] for spec in plans)
+    hook = _gt_hook(settings)
+
+    def describe(name: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return hook.describe_labeling_job(name)
+        except ClientError:
+            return None
+
+    outcome = batch_outcome(config, results=results, started=started, describe=describe)
+    topic = config.destinationSnsArn or settings.default_sns_topic_arn
+    SnsHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).publish_to_target(
+        target_arn=topic,
+        message=sns_message(outcome),
+        subject=f"smgt batch {config.batchId} {outcome['status']}",
+    )
+    if outcome["status"] == INTERNAL_ERROR:
+        # Failing the task fails the run, which is how the UI and the API see INTERNAL_ERROR.
+        ti.xcom_push(key="outcome", value=outcome)
+        raise AirflowFailException(outcome["message"])
+    return outcome
+
+
+def build_batch_dag(
+    dag_id: str,
+    *,
+    resolve: Callable[..., Any],
+    schedule: Any = None,
+    params: dict[str, Any] | None = None,
+    description: str,
+    doc_md: str | None = None,
+    tags: list[str] | None = None,
+) -> DAG:
+    """One batch DAG. `resolve` is a @task with task_id RESOLVE_TASK_ID returning the batch conf."""
+    settings = get_settings()
+    with DAG(
+        dag_id=dag_id,
+        schedule=schedule,
+        params=params or {},
+        description=description,
+        doc_md=doc_md,
+        tags=["smgt", *(tags or [])],
+        catchup=False,
+        max_active_runs=64,
+        on_failure_callback=stop_running_jobs,
+        default_args={
+            "retries": settings.task_retries,
+            "retry_delay": timedelta(seconds=10),
+            "retry_exponential_backoff": True,
+        },
+    ) as dag:
+        upstream: Any = resolve()
+        for level in range(1, settings.max_job_level + 1):
+            with TaskGroup(level_group_id(level)):
+                if level > 1:
+                    gate = DownSamplingRateOperator(
+                        task_id="down_sampling_rate",
+                        level=level,
+                        config_task_id=RESOLVE_TASK_ID,
+                        trigger_rule="none_failed",
+                        retries=0,
+                    )
+                    upstream >> gate
+                    upstream = gate
+                specs = plan_jobs(level)
+                upstream >> specs
+                upstream = labeling_job.expand_kwargs(specs)
+        upstream >> finalize_batch(settings.max_job_level)
+    return dag
+
+
+def batch_params(max_job_level: int) -> dict[str, Param]:
+    """Trigger-form Params from the config model's JSON schema, so the form rejects bad conf."""
+    from smgt.config import batch_config_json_schema
+
+    schema = batch_config_json_schema(max_job_level)
+    props = schema["properties"]
+    # null is allowed by the form only so that Airflow can build task contexts (callbacks) of a
+    # run without conf; resolve_batch rejects a missing batchId / labelingJobs by name.
+    return {
+        "batchId": Param(None, type=["null", "string"], title="Batch id (use it as the Run ID too)",
+                         **_strip(props["batchId"])),
+        "destinationSnsArn": Param(None, type=["null", "string"], title="SNS topic for the result message"),
+        "labelingJobs": Param(None, type=["null", "array"], title="Labeling jobs", **_strip(props["labelingJobs"])),
+    }
+
+
+def _strip(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k not in ("type", "title", "default")}
