@@ -1,0 +1,81 @@
+"""Demo data generator and the one-command CLI (`python -m smgt.local serve` / `demo-data`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+from local_gt_helpers import SETTINGS
+from smgt.local.demo import generate_video
+from smgt.local.references import parse_mot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_synthetic_video_is_deterministic_and_labelled():
+    a, b = generate_video(n_frames=6, seed=1), generate_video(n_frames=6, seed=1)
+    assert a.frames == b.frames and a.gt_lines == b.gt_lines
+    assert generate_video(n_frames=6, seed=2).gt_lines != a.gt_lines
+    assert sorted(a.frames) == [f"{n:06d}.jpg" for n in range(1, 7)]
+    boxes = parse_mot("\n".join(a.gt_lines))
+    assert sorted(boxes) == list(range(1, 7))
+    for frame_boxes in boxes.values():
+        assert len(frame_boxes) == 4
+        for box in frame_boxes:  # inside the 320x180 frame
+            assert box.left >= 0 and box.left + box.width <= 320 and box.top >= 0 and box.top + box.height <= 180
+    assert len(a.lanes) == 4
+
+
+def test_demo_upload_follows_the_notebook_layout(emu, demo):
+    bucket = SETTINGS.input_bucket
+    assert demo["manifest_uri"] == f"s3://{bucket}/tracking_manifests/MOT17-13-SDP.manifest"
+    lines = emu.s3.get_text(demo["manifest_uri"]).splitlines()
+    assert [json.loads(line) for line in lines] == [{"source-ref": f"s3://{bucket}/tracking_manifests/MOT17-13-SDP_seq.json"}]
+    seq = emu.s3.get_json(demo["sequence_uri"])
+    assert seq["prefix"] == f"s3://{bucket}/MOT17/train/MOT17-13-SDP/img1/"
+    # Every other frame, renumbered from 1, as the notebook's files[:300:2].
+    assert [f["frame"] for f in seq["frames"]] == [f"{n:06d}.jpg" for n in range(1, 31, 2)]
+    assert [f["frame-no"] for f in seq["frames"]] == list(range(1, 16))
+    assert seq["number-of-frames"] == 15
+    for f in seq["frames"]:
+        assert emu.s3.exists(seq["prefix"] + f["frame"])
+    config = emu.s3.get_json(demo["label_configs"]["vehicle_label_category"])
+    assert config["annotationType"] == "BoundingBox" and config["labels"][0]["label"] == "Vehicle"
+
+
+def test_cli_serve_and_demo_data(tmp_path):
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps({"fail_jobs": [{"pattern": "cli-fail-*"}]}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "smgt.local", "serve", "--port", "0", "--task-seconds", "0", "--faults", str(faults)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = None
+        deadline = time.time() + 60
+        while url is None and time.time() < deadline:
+            line = server.stdout.readline()
+            if match := re.search(r"listening on (http://\S+)", line):
+                url = match.group(1)
+        assert url, "server did not start"
+        with urllib.request.urlopen(f"{url}/_smgt/faults", timeout=10) as resp:
+            assert json.loads(resp.read())["fail_jobs"][0]["pattern"] == "cli-fail-*"
+        out = subprocess.run([sys.executable, "-m", "smgt.local", "demo-data", "--endpoint-url", url, "--frames", "8"],
+                             capture_output=True, text=True, env=env, timeout=120, check=True).stdout
+        manifest = json.loads(out)["manifest_uri"]
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        bucket, key = manifest[5:].split("/", 1)
+        assert b"MOT17-13-SDP_seq.json" in s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+    assert server.returncode == 0
