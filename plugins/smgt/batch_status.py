@@ -1,0 +1,337 @@
+"""Batch status derived from Airflow's own state: DAG runs, task instances and their XComs.
+
+There is no second store that could drift: `batch/show`, the UI page and the demo all read a
+`BatchSnapshot` loaded here. `describe_batch` and `batch_status` are pure functions of a snapshot,
+so they are unit-testable without a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from smgt.batch import (
+    BATCH_STATUSES,
+    COMPLETE,
+    IN_PROGRESS,
+    INTERNAL_ERROR,
+    JOB_COMPLETE,
+    JOB_FAILED,
+    JOB_PENDING,
+    JOB_RUNNING,
+    VALIDATION_FAIL,
+    WAIT_FOR_META_DATA_INPUT,
+)
+from smgt.dag_factory import FINALIZE_TASK_ID, RESOLVE_TASK_ID, level_group_id
+from smgt.metadata import RATE_TASK_ID
+
+BATCH_DAG_ID = "smgt_batch"
+RECURRING_DAG_PREFIX = "smgt_recurring_"
+LEVEL_KEYS = {1: "firstLevel", 2: "secondLevel", 3: "thirdLevel"}
+WAITING_STATES = {"awaiting_input", "deferred"}
+ACTIVE_STATES = {"queued", "scheduled", "running", "deferred", "up_for_retry", "up_for_reschedule",
+                 "awaiting_input", "restarting"}
+FAILED_STATES = {"failed", "upstream_failed"}
+
+
+def level_key(level: int) -> str:
+    return LEVEL_KEYS.get(level, f"level{level}")
+
+
+@dataclass
+class BatchSnapshot:
+    """One batch as Airflow stores it."""
+
+    batch_id: str
+    dag_id: str
+    run_id: str
+    run_state: str  # queued | running | success | failed
+    conf: dict[str, Any]
+    # (task_id, map_index) -> state; and the XComs of the run: (task_id, map_index, key) -> value
+    ti_states: dict[tuple[str, int], str] = field(default_factory=dict)
+    xcoms: dict[tuple[str, int, str], Any] = field(default_factory=dict)
+
+    def xcom(self, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
+        return self.xcoms.get((task_id, map_index, key))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The validated config (resolve_batch's result), else the raw conf."""
+        return self.xcom(RESOLVE_TASK_ID) or self.conf
+
+    def tasks_of_job(self, level: int, map_index: int) -> dict[str, str]:
+        prefix = f"{level_group_id(level)}.job."
+        return {
+            task_id.removeprefix(prefix): state
+            for (task_id, index), state in self.ti_states.items()
+            if task_id.startswith(prefix) and index == map_index
+        }
+
+
+def _rate_tasks_waiting(snapshot: BatchSnapshot) -> list[tuple[str, int]]:
+    return sorted(
+        key for key, state in snapshot.ti_states.items()
+        if key[0].endswith(f".{RATE_TASK_ID}") and state in WAITING_STATES
+    )
+
+
+def waiting_rate_task(snapshot: BatchSnapshot) -> tuple[str, int] | None:
+    """The down-sampling-rate task the batch waits on, if any."""
+    if snapshot.run_state not in ("queued", "running"):
+        return None
+    waiting = _rate_tasks_waiting(snapshot)
+    return waiting[0] if waiting else None
+
+
+def batch_status(snapshot: BatchSnapshot) -> str:
+    if snapshot.run_state == "success":
+        return COMPLETE
+    if snapshot.run_state == "failed":
+        resolve_state = snapshot.ti_states.get((RESOLVE_TASK_ID, -1))
+        return VALIDATION_FAIL if resolve_state in FAILED_STATES else INTERNAL_ERROR
+    return WAIT_FOR_META_DATA_INPUT if waiting_rate_task(snapshot) else IN_PROGRESS
+
+
+def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
+    """Per job of the config: where it stands and where its files are."""
+    config = snapshot.config if isinstance(snapshot.config, dict) else {}
+    jobs = [j for j in config.get("labelingJobs") or [] if isinstance(j, dict)]
+    outcome = snapshot.xcom(FINALIZE_TASK_ID) or snapshot.xcom(FINALIZE_TASK_ID, key="outcome") or {}
+    outcome_jobs = {str(j.get("jobName", "")).lower(): j for j in outcome.get("jobs") or []}
+    rows = []
+    for job in jobs:
+        name = str(job.get("jobName", ""))
+        level = job.get("jobLevel") if isinstance(job.get("jobLevel"), int) else 1
+        plans = snapshot.xcom(f"{level_group_id(level)}.plan_jobs") or []
+        index = next((i for i, spec in enumerate(plans) if spec.get("job_name", "").lower() == name.lower()), None)
+        inputs = job.get("inputConfig") if isinstance(job.get("inputConfig"), dict) else {}
+        row: dict[str, Any] = {
+            "jobName": name,
+            "jobLevel": level,
+            "status": JOB_PENDING,
+            "labelAttributeName": job.get("labelAttributeName"),
+            "labelCategoryS3Uri": job.get("labelCategoryConfigS3Uri"),
+            "inputS3Uri": inputs.get("inputManifestS3Uri"),
+            "outputS3Uri": None,
+            "downSamplingRate": inputs.get("downSamplingRate"),
+        }
+        if index is not None:
+            group = f"{level_group_id(level)}.job"
+            tasks = snapshot.tasks_of_job(level, index)
+            prepared = {k: snapshot.xcom(f"{group}.prepare_input", index, k)
+                        for k in ("inputManifestS3Uri", "labelCategoryS3Uri", "downSamplingRate", "sampling")}
+            created = snapshot.xcom(f"{group}.create_job", index) or {}
+            collected = snapshot.xcom(f"{group}.collect_output", index) or {}
+            row["inputS3Uri"] = prepared["inputManifestS3Uri"] or row["inputS3Uri"]
+            row["labelCategoryS3Uri"] = prepared["labelCategoryS3Uri"] or row["labelCategoryS3Uri"]
+            if prepared["downSamplingRate"] is not None:
+                row["downSamplingRate"] = prepared["downSamplingRate"]
+            if prepared["sampling"]:
+                row["sampling"] = prepared["sampling"]
+            row["outputS3Uri"] = collected.get("outputManifestS3Uri") or created.get("OutputManifestS3Uri")
+            if collected:
+                row["status"] = collected.get("status", JOB_COMPLETE)
+                row["labelCounters"] = collected.get("labelCounters")
+            elif any(state in FAILED_STATES for state in tasks.values()):
+                row["status"] = JOB_FAILED
+            elif any(state in ACTIVE_STATES or state == "success" for state in tasks.values()):
+                row["status"] = JOB_RUNNING
+        final = outcome_jobs.get(name.lower())
+        if final and final.get("status") not in (None, JOB_PENDING):
+            row["status"] = final["status"]
+            if final.get("failureReason"):
+                row["failureReason"] = final["failureReason"]
+        rows.append(row)
+    return rows
+
+
+def _level_status(rows: list[dict[str, Any]], waiting: bool) -> str:
+    statuses = {r["status"] for r in rows}
+    if statuses and statuses <= {JOB_COMPLETE}:
+        return COMPLETE
+    if statuses & {JOB_FAILED, "STOPPED"}:
+        return INTERNAL_ERROR
+    if waiting:
+        return WAIT_FOR_META_DATA_INPUT
+    if JOB_RUNNING in statuses:
+        return IN_PROGRESS
+    return JOB_PENDING
+
+
+def describe_batch(snapshot: BatchSnapshot, presign: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """The batch/show detail (SPEC section 7). `presign(s3_uri)` makes the *Url fields."""
+    status = batch_status(snapshot)
+    rows = _job_rows(snapshot)
+    waiting = waiting_rate_task(snapshot)
+    detail: dict[str, Any] = {
+        "batchId": snapshot.batch_id,
+        "status": status,
+        "dagId": snapshot.dag_id,
+        "runId": snapshot.run_id,
+        "inputLabelingJobs": (snapshot.conf or {}).get("labelingJobs", []),
+    }
+    message = _message(snapshot, status, rows)
+    if message:
+        detail["message"] = message
+    # First to third level always show (as in the reference); deeper levels when they have jobs.
+    for level in range(1, max([r["jobLevel"] for r in rows] + [3]) + 1):
+        level_rows = [r for r in rows if r["jobLevel"] == level]
+        level_waiting = bool(waiting) and waiting[0] == f"{level_group_id(level)}.{RATE_TASK_ID}"
+        detail[level_key(level)] = {
+            "status": _level_status(level_rows, level_waiting),
+            "numChildBatches": len(level_rows),
+            "numChildBatchesComplete": sum(r["status"] == JOB_COMPLETE for r in level_rows),
+            "jobLevels": [_job_level_entry(snapshot.batch_id, r, presign) for r in level_rows],
+        }
+    return detail
+
+
+def _job_level_entry(batch_id: str, row: Mapping[str, Any], presign: Callable[[str], str | None] | None) -> dict:
+    def url(uri: str | None) -> str | None:
+        return presign(uri) if (presign and uri) else None
+
+    entry = {
+        "batchId": batch_id,
+        "batchStatus": row["status"],
+        "labelingJobName": row["jobName"],
+        "labelAttributeName": row["labelAttributeName"],
+        "labelCategoryS3Uri": row["labelCategoryS3Uri"],
+        "jobInputS3Uri": row["inputS3Uri"],
+        "jobInputS3Url": url(row["inputS3Uri"]),
+        "jobOutputS3Uri": row["outputS3Uri"],
+        "jobOutputS3Url": url(row["outputS3Uri"]) if row["status"] == JOB_COMPLETE else None,
+        "jobLevel": row["jobLevel"],
+        "downSamplingRate": row.get("downSamplingRate"),
+    }
+    for extra in ("labelCounters", "sampling", "failureReason"):
+        if row.get(extra) is not None:
+            entry[extra] = row[extra]
+    return entry
+
+
+def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -> str | None:
+    if status == WAIT_FOR_META_DATA_INPUT:
+        return "waiting for downSamplingRate (batch-metadata/post or the Required Actions page)"
+    if status == INTERNAL_ERROR:
+        outcome = snapshot.xcom(FINALIZE_TASK_ID, key="outcome") or {}
+        if outcome.get("message"):
+            return outcome["message"]
+        failed = [r["jobName"] for r in rows if r["status"] == JOB_FAILED]
+        return f"failed jobs: {', '.join(failed)}" if failed else "a batch task failed; see the run's task logs"
+    if status == VALIDATION_FAIL:
+        return "the batch config was rejected before anything was created; see resolve_batch's log"
+    return None
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+def _batch_dag_ids(session: Any) -> list[str]:
+    from airflow.models.dag import DagModel
+    from sqlalchemy import or_, select
+
+    return list(session.scalars(select(DagModel.dag_id).where(
+        or_(DagModel.dag_id == BATCH_DAG_ID, DagModel.dag_id.like(f"{RECURRING_DAG_PREFIX}%"))
+    )))
+
+
+def _batch_id_of(run: Any, resolved: Any) -> str:
+    if isinstance(resolved, dict) and resolved.get("batchId"):
+        return resolved["batchId"]
+    conf = run.conf or {}
+    return conf.get("batchId") if isinstance(conf.get("batchId"), str) else run.run_id
+
+
+def _snapshot(session: Any, run: Any, batch_id: str | None = None) -> BatchSnapshot:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    states = {
+        (ti.task_id, ti.map_index): (ti.state or "none")
+        for ti in session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id))
+    }
+    xcoms = {
+        (x.task_id, x.map_index, x.key): XComModel.deserialize_value(x)
+        for x in session.scalars(select(XComModel).where(
+            XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id))
+    }
+    resolved = xcoms.get((RESOLVE_TASK_ID, -1, "return_value"))
+    return BatchSnapshot(
+        batch_id=batch_id or _batch_id_of(run, resolved),
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        run_state=str(run.state),
+        conf=dict(run.conf or {}),
+        ti_states={k: str(v) for k, v in states.items()},
+        xcoms=xcoms,
+    )
+
+
+def load_batch(session: Any, batch_id: str) -> BatchSnapshot | None:
+    """The batch with this id: the smgt_batch run with run id = batchId, else a run whose config
+    carries the batchId (runs triggered from the UI form, recurring batches)."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    run = session.scalars(select(DagRun).where(DagRun.dag_id == BATCH_DAG_ID, DagRun.run_id == batch_id)).first()
+    if run is not None:
+        return _snapshot(session, run, batch_id)
+    for candidate in _all_runs(session):
+        if _listed_batch_id(session, candidate) == batch_id:
+            return _snapshot(session, candidate, batch_id)
+    return None
+
+
+def _all_runs(session: Any) -> list[Any]:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return list(session.scalars(
+        select(DagRun).where(DagRun.dag_id.in_(_batch_dag_ids(session))).order_by(DagRun.id)
+    ))
+
+
+def _listed_batch_id(session: Any, run: Any) -> str:
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    if run.dag_id == BATCH_DAG_ID:
+        return _batch_id_of(run, None)
+    row = session.scalars(select(XComModel).where(
+        XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id,
+        XComModel.task_id == RESOLVE_TASK_ID, XComModel.key == "return_value")).first()
+    return _batch_id_of(run, XComModel.deserialize_value(row) if row is not None else None)
+
+
+def run_status(session: Any, run: Any) -> str:
+    """Status of a run without loading its XComs (for lists)."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    state = str(run.state)
+    if state == "success":
+        return COMPLETE
+    rows = session.execute(select(TaskInstance.task_id, TaskInstance.state).where(
+        TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id,
+        (TaskInstance.task_id == RESOLVE_TASK_ID) | TaskInstance.task_id.like(f"%.{RATE_TASK_ID}"))).all()
+    snapshot = BatchSnapshot(batch_id="", dag_id=run.dag_id, run_id=run.run_id, run_state=state, conf={},
+                             ti_states={(task_id, -1): str(s) for task_id, s in rows})
+    return batch_status(snapshot)
+
+
+def list_batches(session: Any, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """Batch ids by status (SPEC section 7), oldest first, `limit` runs from `offset`."""
+    runs = _all_runs(session)
+    page = runs[offset: offset + limit]
+    result: dict[str, Any] = {status: [] for status in BATCH_STATUSES}
+    for run in page:
+        result[run_status(session, run)].append(_listed_batch_id(session, run))
+    result["total"] = len(runs)
+    result["limit"] = limit
+    result["offset"] = offset
+    if offset + limit < len(runs):
+        result["nextOffset"] = offset + limit
+    return result
