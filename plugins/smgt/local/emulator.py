@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from smgt.settings import LOCAL_ACCOUNT_ID, Settings, get_settings
 
@@ -32,6 +32,12 @@ from .workteams import WorkteamStore
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials; these are placeholders
+
+
+class _KeepAliveHandler(WSGIRequestHandler):
+    # HTTP/1.1 keeps connections open between calls (botocore pools them); with werkzeug's default
+    # HTTP/1.0 every call pays a new TCP connection.
+    protocol_version = "HTTP/1.1"
 
 
 class LocalGroundTruth:
@@ -55,6 +61,8 @@ class LocalGroundTruth:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.resources: Bootstrapped | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -63,16 +71,16 @@ class LocalGroundTruth:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.teams = WorkteamStore(account=self.account,
-                                   cognito_check=lambda member: cognito_problem(self.client("cognito-idp"), member))
+                                   cognito_check=lambda member: cognito_problem(self._internal("cognito-idp"), member))
         app = Dispatcher(handlers={}, moto_app=DomainDispatcherApplication(create_backend_app),
                          faults=self.fault_state, stats=self.stats, default_region=self.region,
                          extra_admin={"/_smgt/jobs": self._job_statuses})
-        self._server = make_server(self.host, self.port, app, threaded=True)
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_KeepAliveHandler)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="smgt-local-server", daemon=True)
         self._thread.start()
 
-        self.s3 = S3(self.client("s3"))
+        self.s3 = S3(self._internal("s3"))
         self.lifecycle = Lifecycle(s3=self.s3, timing=self.timing, faults=self.fault_state, seed=self.seed,
                                    region=self.region, workers_for=self._workers_for, issuer="")
         self.jobs = JobStore(account=self.account, validate=self._validate, start=self.lifecycle.start)
@@ -146,6 +154,14 @@ class LocalGroundTruth:
 
     # ------------------------------------------------------------ internals
 
+    def _internal(self, service: str) -> Any:
+        """A shared client for the emulator's own calls (creating a boto3 client costs ~50 ms)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self.client(service, config=Config(
+                    retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50))
+            return self._clients[service]
+
     def _validate(self, request: dict[str, Any], region: str):  # -> JobSpec
         return validate_create(request, region=region, s3=self.s3, workteam_exists=self.teams.exists)
 
@@ -153,7 +169,7 @@ class LocalGroundTruth:
         team = self.teams.by_arn(team_arn)
         if team is None:
             return []
-        idp = self.client("cognito-idp")
+        idp = self._internal("cognito-idp")
         workers: list[Worker] = []
         for member in team.members:
             cognito = member["CognitoMemberDefinition"]
