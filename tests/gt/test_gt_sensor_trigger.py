@@ -253,6 +253,14 @@ def test_trigger_gives_up_after_max_attempts(gt: FakeGroundTruth, job: str) -> N
     assert "max attempts" in event.payload["message"] and "(the job is InProgress)" in event.payload["message"]
 
 
+def test_trigger_reports_a_missing_job(gt: FakeGroundTruth) -> None:
+    event = first_event(LabelingJobTrigger(job_name="never-created", waiter_delay=0, waiter_max_attempts=3))
+    assert event.payload["status"] == "error"
+    assert "ResourceNotFound" in event.payload["message"] and "LabelingJobStatus" not in event.payload
+    with pytest.raises(AirflowException, match="ResourceNotFound"):
+        sensor(deferrable=True).execute_complete({}, event.payload)
+
+
 def test_trigger_on_kill_stops_the_job(gt: FakeGroundTruth, job: str) -> None:
     gt.script(job, ["InProgress"])
     asyncio.run(LabelingJobTrigger(job_name=job, stop_job_on_kill=False).on_kill())

@@ -154,6 +154,11 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = validate_execute_complete_event(event)
         if not event.get("LabelingJobStatus"):
+            if event.get("status") != "success":
+                # E.g. the job does not exist: the trigger's message says why waiting failed.
+                raise AirflowException(
+                    f"Error while waiting for labeling job {self.job_name}: {event.get('message')}"
+                )
             # The trigger could not describe the job at the end; look once more from the worker.
             event = {**event, **labeling_job_summary(self.hook.describe_labeling_job(self.job_name))}
         summary = {key: event.get(key) for key in _SUMMARY_KEYS if key in event}
