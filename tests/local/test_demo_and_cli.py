@@ -79,3 +79,12 @@ def test_cli_serve_and_demo_data(tmp_path):
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
     assert server.returncode == 0
+
+
+def test_label_demo_walkthrough_runs_the_notebook_jobs(emu, demo):
+    from smgt.local.walkthrough import label_demo
+
+    outputs = label_demo(emu.endpoint_url, timeout=60, prefix="walk")
+    assert sorted(outputs) == ["walk-lane", "walk-lane-audit", "walk-vehicle", "walk-vehicle-audit"]
+    audit_line = json.loads(emu.s3.get_text(outputs["walk-vehicle-audit"]).splitlines()[0])
+    assert {"vehicle-ref", "vehicle-audit-ref", "vehicle-audit-ref-metadata"} <= set(audit_line)

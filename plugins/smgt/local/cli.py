@@ -27,9 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("--endpoint-url", required=True)
     data.add_argument("--frames", type=int, default=30)
     data.add_argument("--seed", type=int, default=0)
+    walk = sub.add_parser("label-demo", help="label the demo video end to end (4 jobs) with plain boto3")
+    walk.add_argument("--endpoint-url", required=True)
+    walk.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "label-demo":
+        from .walkthrough import label_demo
+
+        print(json.dumps(label_demo(args.endpoint_url, timeout=args.timeout), indent=2))
+        return 0
     return _demo_data(args)
 
 
