@@ -132,7 +132,10 @@ def _airflow_env(home: Path, port: int, emu_env: dict[str, str]) -> dict[str, st
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "SMGT_POKE_INTERVAL": "2",
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT / "plugins"), str(ROOT)]
+                + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            ),
             "NO_PROXY": "*",
         }
     )

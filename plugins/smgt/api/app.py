@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import math
+import time
 from typing import Annotated, Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -43,6 +44,10 @@ from smgt.settings import get_settings
 STATUSES = ("IN_PROGRESS", "WAIT_FOR_META_DATA_INPUT", "COMPLETE", "INTERNAL_ERROR", "VALIDATION_FAIL")
 DEFAULT_PAGE = 500
 MAX_PAGE = 1000
+# See _settle_seconds: how old a park must be before batch-metadata/post resumes the task. The
+# worker's supervisor was seen to exit up to ~6.3 s after parking (often ~5 s); then the scheduler
+# needs a loop or two to drain the event.
+PARK_SETTLE_SECONDS = 12.0
 MAX_BODY_BYTES = 1_000_000  # a 100-job batch config is ~50 kB; refuse to parse megabytes of junk
 
 
@@ -138,6 +143,26 @@ def _dag_bag(request: Request) -> Any:
     return state.dag_bag
 
 
+def _audit(session: Any, user: Any, event: str, dag_id: str, run_id: str, extra: dict[str, Any]) -> None:
+    """A row in Airflow's audit log (Browse > Audit Log), as Airflow's own routes write.
+
+    Airflow's `action_logging` dependency is not used: it re-parses the body itself and fails with a
+    500 on malformed JSON, which this API answers with a 400.
+    """
+    from airflow.models.log import Log
+
+    session.add(
+        Log(
+            event=event,
+            owner=user.get_name(),
+            owner_display_name=user.get_name(),
+            dag_id=dag_id,
+            run_id=run_id,
+            extra=json.dumps(extra),
+        )
+    )
+
+
 def _encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
 
@@ -203,7 +228,9 @@ def create_app() -> FastAPI:
         duplicate: list[str] = []
 
         def batch_exists(batch_id: str) -> bool:
-            if _batch_exists(session, batch_id):
+            # A run id equal to the batchId, or any batch run whose conf carries it (runs triggered
+            # from the UI form get a generated run id): batch_status knows how batches are found.
+            if _batch_exists(session, batch_id) or _batch_status_module().load_batch(session, batch_id):
                 duplicate.append(batch_id)
                 return True
             return False
@@ -259,6 +286,14 @@ def create_app() -> FastAPI:
                     f"the {BATCH_DAG_ID} DAG is not loaded (has the dag-processor parsed dags/?): {exc.detail}",
                 ) from None
             raise ApiError(exc.status_code, f"Airflow refused the run: {exc.detail}") from None
+        _audit(
+            session,
+            user,
+            "smgt_batch_create",
+            BATCH_DAG_ID,
+            run.run_id,
+            {"jobs": [j.jobName for j in config.labelingJobs], "method": "POST"},
+        )
         message = f"batch {config.batchId!r} created with {len(config.labelingJobs)} labeling job(s)"
         from airflow.models.dag import DagModel
 
@@ -295,8 +330,13 @@ def create_app() -> FastAPI:
             offset = _decode_token(nextToken)
         listing = status_mod.list_batches(session, limit=limit, offset=offset)
         result: dict[str, Any] = {key: list(listing.get(key, [])) for key in STATUSES}
-        # A full page may have more behind it; a short page is the last one.
-        if sum(len(ids) for ids in result.values()) >= limit:
+        if "total" in listing:
+            # batch_status knows how many batches there are: a next page exactly when more remain.
+            result["total"] = listing["total"]
+            if listing.get("nextOffset") is not None:
+                result["nextToken"] = _encode_token(listing["nextOffset"])
+        elif sum(len(ids) for ids in result.values()) >= limit:
+            # Without a total, a full page may have more behind it; a short page is the last one.
             result["nextToken"] = _encode_token(offset + limit)
         return result
 
@@ -368,6 +408,14 @@ def create_app() -> FastAPI:
             )
         task_id, map_index = waiting
         _answer_rate_task(session, user, snapshot.dag_id, batch_id, task_id, map_index, rate)
+        _audit(
+            session,
+            user,
+            "smgt_batch_metadata_post",
+            snapshot.dag_id,
+            batch_id,
+            {"task_id": task_id, "downSamplingRate": rate, "method": "POST"},
+        )
         return {
             "batchId": batch_id,
             "downSamplingRate": rate,
@@ -404,16 +452,8 @@ def create_app() -> FastAPI:
     return app
 
 
-def _answer_rate_task(
-    session: Any, user: Any, dag_id: str, run_id: str, task_id: str, map_index: int, rate: float | int
-) -> None:
-    """Answer the waiting down-sampling HITL task exactly as PATCH .../hitlDetails would.
-
-    Airflow's own route function is called so the response is recorded, authorized against the
-    task's assignees, validated and the parked task resumed by the same code as the UI and REST API.
-    """
-    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+def _load_rate_task(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> tuple[Any, Any]:
+    """The waiting task instance and its HITL detail; 409 unless it asked and nobody answered."""
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy.orm import joinedload
 
@@ -435,6 +475,50 @@ def _answer_rate_task(
         )
     if detail.response_received:
         raise ApiError(status.HTTP_409_CONFLICT, f"batch {run_id!r}: batch metadata was already given")
+    return ti, detail
+
+
+def _settle_seconds(ti: Any, detail: Any) -> float:
+    """How long to wait before resuming a task that parked in AWAITING_INPUT only just now.
+
+    Airflow 3.3 race: the worker process that parked the task exits a little later (seconds, under
+    load) and its exit reaches the scheduler as an executor "success" event for the same task key
+    (same try number). If the response has already resumed the task and the scheduler queued it
+    again, that stale event removes the new attempt from the executor's running set and the
+    scheduler fails the task ("task state changed externally"). A person never answers that fast;
+    an API client polling for WAIT_FOR_META_DATA_INPUT does. Answering only once the park is
+    PARK_SETTLE_SECONDS old lets the stale event be drained first. There is no database signal for
+    "the parking worker has exited", hence a time.
+    """
+    from airflow._shared.timezones import timezone
+
+    moments = [
+        t for t in (getattr(ti, "updated_at", None), getattr(detail, "created_at", None)) if t is not None
+    ]
+    if not moments:
+        return 0.0
+    age = (timezone.utcnow() - max(moments)).total_seconds()
+    return max(0.0, PARK_SETTLE_SECONDS - age)
+
+
+def _answer_rate_task(
+    session: Any, user: Any, dag_id: str, run_id: str, task_id: str, map_index: int, rate: float | int
+) -> None:
+    """Answer the waiting down-sampling HITL task exactly as PATCH .../hitlDetails would.
+
+    Airflow's own route function is called so the response is recorded, authorized against the
+    task's assignees, validated and the parked task resumed by the same code as the UI and REST API.
+    """
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+
+    ti, detail = _load_rate_task(session, dag_id, run_id, task_id, map_index)
+    wait = _settle_seconds(ti, detail)
+    if wait > 0:
+        # End the read transaction first: on SQLite an open one would block the scheduler's writes.
+        session.rollback()
+        time.sleep(wait)
+        ti, detail = _load_rate_task(session, dag_id, run_id, task_id, map_index)
     # HITLEntryOperator takes a single "OK" (its default); use whatever the task declared.
     chosen = list(detail.defaults or [])[:1] or list(detail.options or [])[:1]
     payload = UpdateHITLDetailPayload(chosen_options=chosen, params_input={"downSamplingRate": rate})

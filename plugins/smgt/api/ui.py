@@ -16,6 +16,7 @@ from smgt.api.auth import BATCH_DAG_ID
 from smgt.settings import get_settings
 
 PAGE_SIZE = 50
+STATUSES = ("IN_PROGRESS", "WAIT_FOR_META_DATA_INPUT", "COMPLETE", "INTERNAL_ERROR", "VALIDATION_FAIL")
 LEVELS = (("firstLevel", 1), ("secondLevel", 2), ("thirdLevel", 3))
 _STATUS_COLOURS = {
     "COMPLETE": "#1b7f3b",
@@ -82,7 +83,7 @@ def _batch_rows(batch_id: str, detail: dict[str, Any]) -> str:
 def batches_page(session: Any, batch_status: Any, *, offset: int = 0) -> str:
     """Every batch of this page (newest first, as list_batches orders them) with levels and jobs."""
     listing = batch_status.list_batches(session, limit=PAGE_SIZE, offset=offset)
-    ids = [(bid, st) for st, bids in listing.items() for bid in bids]
+    ids = [(bid, st) for st in STATUSES for bid in listing.get(st, [])]
     try:
         presign = aws.presigner(get_settings())
         presign_note = ""
@@ -99,12 +100,14 @@ def batches_page(session: Any, batch_status: Any, *, offset: int = 0) -> str:
             detail = {"status": listed_status, "message": f"cannot describe: {exc}"}
         detail.setdefault("dagId", getattr(snapshot, "dag_id", BATCH_DAG_ID))
         sections.append(_batch_rows(batch_id, detail))
-    counts = " ".join(f"{escape(st)}: {len(bids)}" for st, bids in listing.items())
+    counts = " ".join(f"{escape(st)}: {len(listing.get(st, []))}" for st in STATUSES)
+    if isinstance(listing.get("total"), int):
+        counts += f" (batches {offset + 1}-{offset + len(ids)} of {listing['total']})"
     nav = []
     if offset > 0:
-        nav.append(f'<a href="?offset={max(0, offset - PAGE_SIZE)}">&larr; newer</a>')
-    if len(ids) >= PAGE_SIZE:
-        nav.append(f'<a href="?offset={offset + PAGE_SIZE}">older &rarr;</a>')
+        nav.append(f'<a href="?offset={max(0, offset - PAGE_SIZE)}">&larr; previous</a>')
+    if listing.get("nextOffset") is not None or ("total" not in listing and len(ids) >= PAGE_SIZE):
+        nav.append(f'<a href="?offset={offset + PAGE_SIZE}">next &rarr;</a>')
     table = (
         "<table><tr><th>Level</th><th>Labeling job</th><th>Job status</th><th>Label attribute</th>"
         "<th>Input</th><th>Output</th></tr>" + "\n".join(sections) + "</table>"
