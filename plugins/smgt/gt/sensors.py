@@ -116,7 +116,7 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
             return super().execute(context)
         # One synchronous look first: a job that has already ended needs no triggerer round trip.
         summary = labeling_job_summary(self.hook.describe_labeling_job(self.job_name))
-        if summary["LabelingJobStatus"] not in NON_TERMINAL_STATES:
+        if summary["LabelingJobStatus"] in SUCCESS_STATES | FAILED_STATES:
             return self._result(summary)
         self.log.info(
             "Labeling job %s is %s (%s); deferring.",
