@@ -18,13 +18,15 @@ def resolve_batch() -> dict:
     from smgt.batch import load_batch
     from smgt.dag_factory import foreign_job_names
 
-    context = get_current_context()
+    run = get_current_context()["dag_run"]
+    conf = run.conf or {}
     settings = get_settings()
     config = load_batch(
-        context["dag_run"].conf or {},
-        run_id=context["dag_run"].run_id,
+        conf,
+        run_id=run.run_id,
         settings=settings,
-        foreign_job_names=foreign_job_names(settings, context["dag_run"].run_id),
+        # GT jobs tagged with this batchId are this batch's own (a re-run adopts them).
+        foreign_job_names=foreign_job_names(settings, str(conf.get("batchId"))),
     )
     return config.to_conf()
 

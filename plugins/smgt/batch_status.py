@@ -279,7 +279,7 @@ def load_batch(session: Any, batch_id: str) -> BatchSnapshot | None:
     run = session.scalars(select(DagRun).where(DagRun.dag_id == BATCH_DAG_ID, DagRun.run_id == batch_id)).first()
     if run is not None:
         return _snapshot(session, run, batch_id)
-    for candidate in _all_runs(session):
+    for candidate in reversed(_all_runs(session)):  # the latest run of a re-run batch
         if _listed_batch_id(session, candidate) == batch_id:
             return _snapshot(session, candidate, batch_id)
     return None

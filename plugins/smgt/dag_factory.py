@@ -132,6 +132,9 @@ def labeling_job(batch_id: str, job_name: str, job: dict, parent: dict | None, r
     waited = LabelingJobSensor(
         task_id="wait_for_job",
         job_name=job_name,
+        # Waiting can take days: always in the triggerer, never holding a worker slot, whatever
+        # [operators] default_deferrable says (Airflow ships it False).
+        deferrable=True,
         map_index_template="{{ task.job_name }}",
     )
     collected = collect_output(job_name=job_name)

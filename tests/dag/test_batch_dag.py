@@ -1,0 +1,214 @@
+"""The batch DAG end to end with dag.test() against the local Ground Truth emulator."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+from conftest import RateAnswerer, read_queue, snapshot_of
+from sample_batches import notebook_batch
+from smgt import batch_status
+from smgt.config import parse_s3_uri
+from smgt.settings import get_settings
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{time.time_ns() % 10**10}"
+
+
+def nb_conf(emulator, batch_id: str, rate: float | None = None) -> dict:
+    conf = notebook_batch(batch_id)
+    for job in conf["labelingJobs"]:
+        if "inputManifestS3Uri" in job["inputConfig"]:
+            job["inputConfig"]["inputManifestS3Uri"] = emulator.demo["manifest_uri"]
+        if rate is not None and "chainFromJobName" in job["inputConfig"]:
+            job["inputConfig"]["downSamplingRate"] = rate
+        if job["labelCategoryConfigS3Uri"]:
+            name = job["labelCategoryConfigS3Uri"].rsplit("/", 1)[-1]
+            job["labelCategoryConfigS3Uri"] = emulator.demo["label_configs"][name.removesuffix(".json")]
+    return conf
+
+
+def s3_json(emulator, uri: str):
+    bucket, key = parse_s3_uri(uri)
+    return json.loads(emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def s3_lines(emulator, uri: str) -> list[dict]:
+    bucket, key = parse_s3_uri(uri)
+    body = emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+def gt_job_names(emulator, prefix: str) -> list[str]:
+    jobs = emulator.client("sagemaker").list_labeling_jobs(NameContains=prefix, MaxResults=100)
+    return sorted(j["LabelingJobName"] for j in jobs["LabelingJobSummaryList"])
+
+
+def test_notebook_batch_waits_for_rate_then_completes(emulator, batch_dag):
+    batch_id = unique("nb-wait")
+    read_queue(emulator)  # drain messages of earlier tests
+    answerer = RateAnswerer(batch_id, rate=50)
+    answerer.start()
+    run = batch_dag.test(run_conf=nb_conf(emulator, batch_id))
+    answerer.join(5)
+    assert answerer.error is None, answerer.error
+    assert answerer.status_while_waiting == "WAIT_FOR_META_DATA_INPUT"
+    assert answerer.answered_task == "level_2.down_sampling_rate"
+    assert run.state == "success"
+
+    snapshot = snapshot_of(batch_id)
+    detail = batch_status.describe_batch(snapshot)
+    assert detail["status"] == "COMPLETE"
+    assert detail["firstLevel"]["numChildBatchesComplete"] == 2
+    second = detail["secondLevel"]
+    assert second["status"] == "COMPLETE" and second["numChildBatches"] == 2
+    assert detail["thirdLevel"]["numChildBatches"] == 0
+
+    parent_frames = s3_json(emulator, emulator.demo["sequence_uri"])["frames"]
+    for entry in second["jobLevels"]:
+        assert entry["downSamplingRate"] == 50
+        # Level-2 input: one line per sequence, each keeping ceil(n * 50 %) of its n frames.
+        lines = s3_lines(emulator, entry["jobInputS3Uri"])
+        assert len(lines) == 1
+        sequence = s3_json(emulator, lines[0]["source-ref"])
+        kept = sequence["frames"]
+        assert len(kept) == math.ceil(len(parent_frames) / 2) == sequence["number-of-frames"]
+        assert all(frame in parent_frames for frame in kept)
+        # The audit's category config carries its parent's label attribute.
+        parent_attr = "vehicle-ref" if "vehicle" in entry["labelingJobName"] else "lane-ref"
+        assert parent_attr in lines[0]  # the parent's label reference is kept on the line
+        assert s3_json(emulator, entry["labelCategoryS3Uri"])["auditLabelAttributeName"] == parent_attr
+        assert entry["sampling"]["framesOut"] == len(kept)
+        output = s3_lines(emulator, entry["jobOutputS3Uri"])
+        assert output[0][f"{entry['labelAttributeName']}-metadata"]["job-name"] == f"labeling-job/{entry['labelingJobName']}"
+
+    # The same frames on a re-run: the sample is seeded from batch and job name.
+    messages = [m for m in read_queue(emulator) if m["batchId"] == batch_id]
+    assert [m["status"] for m in messages] == ["SUCCESS"]
+    assert {j["jobName"] for j in messages[0]["batchInfo"]["jobs"]} == {
+        f"{batch_id}-vehicle", f"{batch_id}-lane", f"{batch_id}-vehicle-audit", f"{batch_id}-lane-audit"}
+
+
+def test_batch_with_every_rate_given_never_waits(emulator, batch_dag):
+    batch_id = unique("nb-rates")
+    run = batch_dag.test(run_conf=nb_conf(emulator, batch_id, rate=100))
+    assert run.state == "success"
+    snapshot = snapshot_of(batch_id)
+    assert snapshot.ti_states[("level_2.down_sampling_rate", -1)] == "skipped"
+    detail = batch_status.describe_batch(snapshot)
+    for entry in detail["secondLevel"]["jobLevels"]:
+        lines = s3_lines(emulator, entry["jobInputS3Uri"])
+        assert s3_json(emulator, lines[0]["source-ref"])["number-of-frames"] == len(
+            s3_json(emulator, emulator.demo["sequence_uri"])["frames"])
+
+
+def test_three_levels_own_manifest_at_level_two_and_an_empty_level(emulator, batch_dag):
+    batch_id = unique("three")
+    cfg = emulator.demo["label_configs"]
+    manifest = emulator.demo["manifest_uri"]
+    conf = {
+        "batchId": batch_id,
+        "labelingJobs": [
+            {"jobName": f"{batch_id}-cars", "jobType": "BATCH", "jobModality": "VideoObjectDetection",
+             "labelCategoryConfigS3Uri": cfg["vehicle_label_category"],
+             "inputConfig": {"inputManifestS3Uri": manifest}, "jobLevel": 1},
+            # Level 2: an audit chained to level 1, and a job with its own manifest.
+            {"jobName": f"{batch_id}-cars-audit", "jobType": "BATCH", "jobModality": "VideoObjectDetectionAudit",
+             "labelCategoryConfigS3Uri": cfg["vehicle_label_category_audit"],
+             "inputConfig": {"chainFromJobName": f"{batch_id}-cars", "downSamplingRate": 40}, "jobLevel": 2},
+            {"jobName": f"{batch_id}-lanes", "jobType": "BATCH", "jobModality": "VideoObjectTracking",
+             "labelCategoryConfigS3Uri": cfg["lane_label_category"],
+             "inputConfig": {"inputManifestS3Uri": manifest}, "jobLevel": 2},
+            # Level 3: an audit of the audit (inherits its category config).
+            {"jobName": f"{batch_id}-cars-audit2", "jobType": "BATCH", "jobModality": "VideoObjectDetectionAudit",
+             "inputConfig": {"chainFromJobName": f"{batch_id}-cars-audit", "downSamplingRate": 50}, "jobLevel": 3},
+        ],
+    }
+    assert batch_dag.test(run_conf=conf).state == "success"
+    detail = batch_status.describe_batch(snapshot_of(batch_id))
+    assert [detail[k]["numChildBatchesComplete"] for k in ("firstLevel", "secondLevel", "thirdLevel")] == [1, 2, 1]
+    level3 = detail["thirdLevel"]["jobLevels"][0]
+    assert s3_json(emulator, level3["labelCategoryS3Uri"])["auditLabelAttributeName"] == f"{batch_id}-cars-audit-ref"
+    own = next(e for e in detail["secondLevel"]["jobLevels"] if e["labelingJobName"].endswith("-lanes"))
+    assert own["jobInputS3Uri"] == manifest
+
+    # Levels 1 and 3 only: the empty level 2 passes through.
+    batch_id = unique("gap")
+    conf = {
+        "batchId": batch_id,
+        "labelingJobs": [
+            {"jobName": f"{batch_id}-v", "jobType": "BATCH", "jobModality": "VideoObjectTracking",
+             "labelCategoryConfigS3Uri": cfg["vehicle_label_category"],
+             "inputConfig": {"inputManifestS3Uri": manifest}, "jobLevel": 1},
+            {"jobName": f"{batch_id}-v-audit", "jobType": "BATCH", "jobModality": "VideoObjectTrackingAudit",
+             "labelCategoryConfigS3Uri": cfg["vehicle_label_category_audit"],
+             "inputConfig": {"chainFromJobName": f"{batch_id}-v", "downSamplingRate": 50}, "jobLevel": 3},
+        ],
+    }
+    assert batch_dag.test(run_conf=conf).state == "success"
+    detail = batch_status.describe_batch(snapshot_of(batch_id))
+    assert detail["secondLevel"]["numChildBatches"] == 0
+    assert detail["thirdLevel"]["numChildBatchesComplete"] == 1
+
+
+def test_failed_job_stops_its_chain_sibling_completes_batch_internal_error(emulator, batch_dag):
+    batch_id = unique("nb-fail")
+    read_queue(emulator)
+    emulator.set_faults(fail_jobs=[{"pattern": f"{batch_id}-vehicle", "reason": "ClientError: worker portal outage"}])
+    try:
+        run = batch_dag.test(run_conf=nb_conf(emulator, batch_id, rate=50))
+    finally:
+        emulator.set_faults()
+    assert run.state == "failed"
+    # The audit of the failed job was never created; the sibling completed.
+    assert gt_job_names(emulator, batch_id) == [f"{batch_id}-lane", f"{batch_id}-vehicle"]
+    sm = emulator.client("sagemaker")
+    assert sm.describe_labeling_job(LabelingJobName=f"{batch_id}-lane")["LabelingJobStatus"] == "Completed"
+    detail = batch_status.describe_batch(snapshot_of(batch_id))
+    assert detail["status"] == "INTERNAL_ERROR"
+    assert f"job {batch_id}-vehicle (level 1) FAILED: ClientError: worker portal outage" in detail["message"]
+    statuses = {e["labelingJobName"]: e["batchStatus"] for e in detail["firstLevel"]["jobLevels"]}
+    assert statuses == {f"{batch_id}-vehicle": "FAILED", f"{batch_id}-lane": "COMPLETE"}
+    assert {e["batchStatus"] for e in detail["secondLevel"]["jobLevels"]} == {"PENDING"}
+    messages = [m for m in read_queue(emulator) if m["batchId"] == batch_id]
+    assert len(messages) == 1 and messages[0]["status"] == "FAILED"
+    assert "worker portal outage" in messages[0]["errorString"]
+
+
+def test_rerun_adopts_existing_jobs_without_duplicates(emulator, batch_dag):
+    batch_id = unique("nb-rerun")
+    conf = nb_conf(emulator, batch_id, rate=50)
+    conf["labelingJobs"] = conf["labelingJobs"][:2]  # level 1 only
+    assert batch_dag.test(run_conf=conf).state == "success"
+    first = gt_job_names(emulator, batch_id)
+    # Clearing the run and running it again re-executes every create task: it adopts, not duplicates.
+    rerun = batch_dag.test(run_conf=conf)
+    assert rerun.state == "success"
+    assert gt_job_names(emulator, batch_id) == first == [f"{batch_id}-lane", f"{batch_id}-vehicle"]
+    snapshot = snapshot_of(batch_id)
+    assert {snapshot.xcom("level_1.job.create_job", i)["adopted"] for i in (0, 1)} == {True}
+
+
+def test_job_name_taken_by_another_batch_rejected_before_anything_is_created(emulator, batch_dag):
+    from smgt.config import validate_batch_config
+    from smgt.gt.requests import build_create_labeling_job_request
+
+    batch_id = unique("nb-taken")
+    conf = nb_conf(emulator, batch_id, rate=50)
+    # Somebody else's GT job already has the name of this batch's lane job.
+    lane = validate_batch_config(conf).job(f"{batch_id}-lane")
+    emulator.client("sagemaker").create_labeling_job(**build_create_labeling_job_request(
+        lane, batch_id="someone-else", settings=get_settings(),
+        input_manifest_s3_uri=lane.inputConfig.inputManifestS3Uri,
+        label_category_config_s3_uri=lane.labelCategoryConfigS3Uri,
+    ))
+    run = batch_dag.test(run_conf=conf)
+    assert run.state == "failed"
+    snapshot = snapshot_of(batch_id)
+    assert batch_status.batch_status(snapshot) == "VALIDATION_FAIL"
+    assert gt_job_names(emulator, batch_id) == [f"{batch_id}-lane"]  # nothing of this batch was created
