@@ -110,7 +110,9 @@ def _airflow_env(home: Path, port: int, emu_env: dict[str, str]) -> dict[str, st
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            # Only smgt_batch is unpaused (below): recurring batch DAGs from include/batches would
+            # otherwise start scheduled runs that compete for the two cores.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -166,7 +168,7 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
     for proc in processes.values():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 10
     for proc in processes.values():
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -219,6 +221,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Iterator[A
                 return resp.status_code == 200
 
             _wait_for(dag_loaded, STARTUP_SECONDS, f"the {BATCH_DAG_ID} DAG to be parsed", stack)
+            resp = stack.session("admin").patch(
+                f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}", json={"is_paused": False}, timeout=30
+            )
+            assert resp.status_code == 200, resp.text
         yield stack
     finally:
         _stop(stack.processes)
