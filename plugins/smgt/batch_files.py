@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,8 +109,14 @@ def read_batch_file(path: Path) -> BatchFile:
     return batch_file
 
 
-def scheduled_batch_files(folder: Path = BATCHES_DIR) -> tuple[list[BatchFile], list[BatchFileError]]:
+def batches_dir() -> Path:
+    """include/batches, or SMGT_BATCHES_DIR (a deployment keeps its batch files elsewhere)."""
+    return Path(os.environ.get("SMGT_BATCHES_DIR") or BATCHES_DIR)
+
+
+def scheduled_batch_files(folder: Path | None = None) -> tuple[list[BatchFile], list[BatchFileError]]:
     """Batch files that define a schedule, and the errors of the broken ones (each on its own)."""
+    folder = folder or batches_dir()
     good, broken = [], []
     for path in sorted(folder.glob("*.yaml")):
         try:
