@@ -160,12 +160,14 @@ wait_for() {  # wait_for DESCRIPTION COMMAND...: poll until COMMAND succeeds or 
 
 api_answers() { curl -fsS "http://127.0.0.1:$SMGT_STACK_API_PORT/api/v2/version"; }
 
-heartbeat_ok() {  # a running job of this type that beat in the last 30 s
+heartbeat_ok() {  # heartbeat_ok JOB_TYPE [AFTER_ID]: a running job (newer than AFTER_ID) beat in the last 30 s
     local n
     n=$(psql_q -d "$SMGT_STACK_DB" -c "select count(*) from job where job_type = '$1' and state = 'running'
-        and latest_heartbeat > now() - interval '30 seconds'" 2>/dev/null) || return 1
+        and id > ${2:-0} and latest_heartbeat > now() - interval '30 seconds'" 2>/dev/null) || return 1
     [ "${n:-0}" -ge 1 ]
 }
+
+last_job_id() { psql_q -d "$SMGT_STACK_DB" -c "select coalesce(max(id), 0) from job where job_type = '$1'"; }
 
 worker_ready() { grep -q "$SMGT_STACK_WORKER_NAME ready" "$STATE/logs/worker.log"; }
 
@@ -224,6 +226,8 @@ cmd_up() {
         "AIRFLOW__CORE__PLUGINS_FOLDER=$REPO/plugins"
         "AIRFLOW__CORE__LOAD_EXAMPLES=False"
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False"
+        # There is a triggerer: sensors wait there, not in worker slots.
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=True"
         "AIRFLOW__CORE__FERNET_KEY=$("$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$api_port/execution/"
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$pg_url"
@@ -242,7 +246,7 @@ cmd_up() {
         # Detect a dead worker's tasks in under a minute instead of 5 (the fault test relies on it).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=${SMGT_STACK_TI_HEARTBEAT_TIMEOUT:-30}"
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL=5"
-        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=${SMGT_STACK_TASK_QUEUED_TIMEOUT:-120}"
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=${SMGT_STACK_TASK_QUEUED_TIMEOUT:-60}"
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL=15"
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5"
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=10"
@@ -332,16 +336,21 @@ cmd_status() {
 }
 
 cmd_restart() {
-    local name=${1:?usage: stack.sh restart COMPONENT}
+    local name=${1:?usage: stack.sh restart COMPONENT} job_type="" after=0
     load_env
+    case "$name" in
+        scheduler) job_type=SchedulerJob ;;
+        triggerer) job_type=TriggererJob ;;
+        dag-processor) job_type=DagProcessorJob ;;
+    esac
+    # A killed component's job row still looks alive for a while: wait for the new one's heartbeat.
+    [ -z "$job_type" ] || after=$(last_job_id "$job_type")
     stop "$name"
     start "$name"
     DEADLINE=$(($(date +%s) + UP_TIMEOUT))
     case "$name" in
         api-server) wait_for "api-server" api_answers ;;
-        scheduler) wait_for "scheduler heartbeat" heartbeat_ok SchedulerJob ;;
-        triggerer) wait_for "triggerer heartbeat" heartbeat_ok TriggererJob ;;
-        dag-processor) wait_for "dag-processor heartbeat" heartbeat_ok DagProcessorJob ;;
+        scheduler | triggerer | dag-processor) wait_for "$name heartbeat" heartbeat_ok "$job_type" "$after" ;;
         worker) wait_for "celery worker" worker_ready_since_restart ;;
         emulator) wait_for "emulator" emulator_ready ;;
     esac

@@ -69,6 +69,7 @@ def test_compose_config_default_is_the_celery_topology(compose: list[str]) -> No
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] == "true"  # sensors wait in the triggerer
         targets = {v["target"] for v in services[name]["volumes"]}
         assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= targets
         assert services[name]["build"]["dockerfile"].endswith("docker/Dockerfile")

@@ -1,0 +1,186 @@
+"""The production topology, natively: api-server, scheduler, dag-processor, triggerer and a Celery
+worker as separate processes on Postgres + Redis, the emulator as AWS (scripts/stack.sh).
+
+1. A notebook batch (4 jobs, rates given) created through the plugin API completes.
+2. Fault test: SIGKILL the Celery worker while a batch's create_job task runs and the triggerer
+   while its sensors are deferred, restart both; the batch still completes with exactly its four
+   GT jobs (no duplicate from the retried create) and every output manifest present.
+
+Timings are printed at the end of the module and written to .smgt/stack-tests/test_stack/timings.json.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sample_batches import notebook_batch
+
+pytestmark = pytest.mark.stack
+
+BATCH_TIMEOUT = 240  # seconds; a clean 4-job batch takes about a minute on 2 cores
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float, poll: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def new_batch(prefix: str, *, rate: float | None) -> dict[str, Any]:
+    config = notebook_batch(f"{prefix}-{uuid.uuid4().hex[:8]}")
+    if rate is not None:
+        for job in config["labelingJobs"]:
+            if job["jobLevel"] > 1:
+                job["inputConfig"]["downSamplingRate"] = rate
+    return config
+
+
+def all_jobs(shown: dict[str, Any]) -> list[dict[str, Any]]:
+    return [job for level in ("firstLevel", "secondLevel", "thirdLevel")
+            for job in (shown.get(level) or {}).get("jobLevels", [])]
+
+
+def assert_complete_without_duplicates(stack: Any, config: dict[str, Any], shown: dict[str, Any]) -> None:
+    batch_id = config["batchId"]
+    assert shown["status"] == "COMPLETE", shown
+    expected = {job["jobName"].lower() for job in config["labelingJobs"]}
+    gt_jobs = stack.labeling_jobs(batch_id)
+    names = [job["LabelingJobName"].lower() for job in gt_jobs]
+    assert sorted(names) == sorted(expected), f"GT jobs for {batch_id}: {names}"
+    assert {job["LabelingJobStatus"] for job in gt_jobs} == {"Completed"}
+    sm = stack.client("sagemaker")
+    shown_outputs = {job["labelingJobName"].lower(): job.get("jobOutputS3Uri") for job in all_jobs(shown)}
+    assert set(shown_outputs) == expected, shown
+    for name in expected:
+        output = sm.describe_labeling_job(LabelingJobName=name)["LabelingJobOutput"]["OutputDatasetS3Uri"]
+        assert output.lower().endswith(f"/{name}/manifests/output/output.manifest"), output
+        assert stack.s3_exists(output), f"output manifest of {name} missing: {output}"
+        assert shown_outputs[name] == output, (name, shown_outputs[name], output)
+
+
+def test_stack_is_up(stack: Any) -> None:
+    status = stack.sh("status")  # exits non-zero if a component died
+    assert "DEAD" not in status
+    assert stack.call("GET", "/smgt/batch/show").status_code == 200
+    assert stack.http.post(f"{stack.api}/smgt/batch/create", json={}, timeout=30).status_code == 401
+    executor = stack.sql("select count(*) from job where job_type = 'SchedulerJob' and state = 'running'")
+    assert executor[0][0] >= 1
+
+
+def test_batch_through_the_api_completes(stack: Any) -> None:
+    config = new_batch("stk", rate=50)
+    t0 = time.monotonic()
+    created = stack.create_batch(config)
+    assert created["batchId"] == config["batchId"]
+    shown = stack.wait_status(config["batchId"], {"COMPLETE", "INTERNAL_ERROR"}, timeout=BATCH_TIMEOUT)
+    stack.timings["clean_batch_s"] = round(time.monotonic() - t0, 1)
+    assert_complete_without_duplicates(stack, config, shown)
+    # Every task ran on the Celery worker (hostname set), none was retried.
+    states = stack.task_states(config["batchId"])
+    assert all(state in ("success", "skipped") for _, _, state, _ in states), states
+    assert max(try_number for *_, try_number in states) == 1, states
+
+
+def kill_worker_during_create(stack: Any, batch_id: str) -> dict[str, Any]:
+    """SIGKILL the worker's process group while a create_job task of the batch runs: preferably just
+    after GT created the job (so the retry has to adopt it), else ~2 s into the task (before its
+    CreateLabelingJob call). Returns what was running and what existed in GT at that moment."""
+    running_sql = ("select task_id, map_index from task_instance where run_id = %s and task_id like %s"
+                   " and state = 'running'")
+    wait_until("a create_job task running", lambda: stack.sql(running_sql, batch_id, "%create_job"),
+               timeout=120, poll=0.02)
+    first_seen = time.monotonic()
+    while True:
+        gt_jobs = [name for name in stack.emulator_jobs() if name.lower().startswith(batch_id.lower())]
+        running = stack.sql(running_sql, batch_id, "%create_job")
+        if (gt_jobs and running) or time.monotonic() - first_seen > 2.0:
+            break
+        time.sleep(0.01)
+    os.killpg(stack.pid("worker"), signal.SIGKILL)
+    killed = stack.sql(running_sql, batch_id, "%create_job")
+    return {"killed": killed, "gt_jobs_at_kill": gt_jobs}
+
+
+def test_worker_and_triggerer_killed_mid_batch(stack: Any) -> None:
+    config = new_batch("stk-fault", rate=None)  # level 2 waits for the rate: posted below
+    batch_id = config["batchId"]
+    level2 = [job["jobName"] for job in config["labelingJobs"] if job["jobLevel"] == 2]
+    # Level-2 jobs take 20 s longer in GT, so their sensors sit deferred long enough to kill the triggerer.
+    stack.set_faults({"delay_jobs": [{"pattern": name, "seconds": 20} for name in level2]})
+    t: dict[str, float] = {"t0": time.monotonic()}
+    try:
+        stack.create_batch(config)
+
+        # --- 1. SIGKILL the worker while a create_job task runs, restart it.
+        kill = kill_worker_during_create(stack, batch_id)
+        t["worker_killed"] = time.monotonic()
+        assert kill["killed"], "no create_job task was running when the worker was killed"
+        stack.sh("restart", "worker")
+        t["worker_back"] = time.monotonic()
+        # The scheduler notices the dead tasks (heartbeat timeout) and retries them; a retry adopts
+        # the GT job when the killed try had created it.
+        def killed_tasks_retried_ok() -> bool:
+            return all(stack.sql("select 1 from task_instance where run_id = %s and task_id = %s and map_index = %s"
+                                 " and state = 'success' and try_number >= 2", batch_id, task_id, map_index)
+                       for task_id, map_index in kill["killed"])
+
+        wait_until("the killed create_job tasks to be retried and succeed", killed_tasks_retried_ok, timeout=180)
+        t["create_retried_ok"] = time.monotonic()
+
+        # --- 2. The QA manager's rate.
+        waiting = stack.wait_status(batch_id, {"WAIT_FOR_META_DATA_INPUT"}, timeout=150)
+        assert waiting["status"] == "WAIT_FOR_META_DATA_INPUT", waiting
+        t["level1_done"] = time.monotonic()
+        posted = stack.post_metadata(batch_id, 50)
+        assert posted.status_code == 200, posted.text
+
+        # --- 3. SIGKILL the triggerer while level-2 sensors are deferred, restart it.
+        deferred_sql = ("select count(*) from task_instance where run_id = %s and task_id like %s"
+                        " and state = 'deferred' having count(*) = %s")
+        deferred = wait_until("both level-2 sensors deferred", lambda: stack.sql(
+            deferred_sql, batch_id, "level_2.%wait_for_job", len(level2)), timeout=120, poll=0.2)
+        stack.sh("kill", "triggerer", "KILL")
+        t["triggerer_killed"] = time.monotonic()
+        stack.sh("restart", "triggerer")
+        t["triggerer_back"] = time.monotonic()
+        # The new triggerer takes over the dead one's triggers once its heartbeat is stale (30 s).
+        wait_until("the triggers to move to the new triggerer (or the sensors to finish)", lambda: stack.sql(
+            "select count(*) from task_instance ti left join trigger t on t.id = ti.trigger_id"
+            " where ti.run_id = %s and ti.task_id like %s and (ti.state != 'deferred' or t.triggerer_id ="
+            " (select max(id) from job where job_type = 'TriggererJob')) having count(*) = %s",
+            batch_id, "level_2.%wait_for_job", len(level2)), timeout=120)
+        t["triggers_taken_over"] = time.monotonic()
+        shown = stack.wait_status(batch_id, {"COMPLETE", "INTERNAL_ERROR"}, timeout=BATCH_TIMEOUT)
+        t["complete"] = time.monotonic()
+    finally:
+        stack.set_faults({})
+
+    assert_complete_without_duplicates(stack, config, shown)
+    stack.sh("status")  # fails if a component is dead
+    killed_jobs = [stack.sql("select rendered_map_index from task_instance where run_id = %s and task_id = %s"
+                             " and map_index = %s", batch_id, task_id, map_index)[0][0]
+                   for task_id, map_index in kill["killed"]]
+    adopted = sorted(set(killed_jobs) & set(kill["gt_jobs_at_kill"]))
+    stack.timings.update({
+        "fault_killed_create_tasks": killed_jobs,
+        "fault_killed_after_gt_created_job (retry adopted)": adopted,
+        "fault_worker_killed_after_s": round(t["worker_killed"] - t["t0"], 1),
+        "fault_worker_restart_s": round(t["worker_back"] - t["worker_killed"], 1),
+        "fault_create_retry_succeeded_after_kill_s": round(t["create_retried_ok"] - t["worker_killed"], 1),
+        "fault_level1_done_s": round(t["level1_done"] - t["t0"], 1),
+        "fault_deferred_sensors_at_triggerer_kill": deferred[0][0],
+        "fault_triggerer_restart_s": round(t["triggerer_back"] - t["triggerer_killed"], 1),
+        "fault_triggers_taken_over_after_kill_s": round(t["triggers_taken_over"] - t["triggerer_killed"], 1),
+        "fault_complete_after_triggerer_kill_s": round(t["complete"] - t["triggerer_killed"], 1),
+        "fault_batch_total_s": round(t["complete"] - t["t0"], 1),
+    })
