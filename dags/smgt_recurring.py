@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airflow.sdk import DAG, get_current_context, task
+from smgt.batch import level_needs_rate
 from smgt.batch_files import BatchFile, scheduled_batch_files
 from smgt.dag_factory import RESOLVE_TASK_ID, build_batch_dag
 
@@ -19,21 +20,20 @@ def resolve_task(batch_file: BatchFile):
     @task(task_id=RESOLVE_TASK_ID, retries=1)
     def resolve_batch() -> dict:
         """Upload label configs, build frame inputs, validate: this run's batch config."""
-        from smgt.batch_files import materialize_batch, read_batch_file
+        from smgt.batch_files import batch_id_for, materialize_batch, read_batch_file
         from smgt.dag_factory import _storage, foreign_job_names
         from smgt.settings import get_settings
 
-        context = get_current_context()
-        run = context["dag_run"]
+        run = get_current_context()["dag_run"]
         settings = get_settings()
         current = read_batch_file(Path(batch_file.path))  # the file as it is now, not at parse time
         run_time = run.logical_date or run.run_after
-        from smgt.batch_files import batch_id_for
-
-        batch_id = batch_id_for(current.prefix, run_time)
         config = materialize_batch(
-            current, run_time, settings=settings, storage=_storage(settings),
-            foreign_job_names=foreign_job_names(settings, batch_id),
+            current,
+            run_time,
+            settings=settings,
+            storage=_storage(settings),
+            foreign_job_names=foreign_job_names(settings, batch_id_for(current.prefix, run_time)),
         )
         return config.to_conf()
 
@@ -44,19 +44,22 @@ class BrokenBatchFile(DAG):
     """Stand-in DAG of a broken batch file: fails validation, which Airflow reports as an import error."""
 
     def validate(self) -> None:
-        raise self.params_error  # type: ignore[attr-defined]
+        raise self.batch_file_error  # type: ignore[attr-defined]
 
 
 good, broken = scheduled_batch_files()
 for batch_file in good:
+    config = batch_file.config
     globals()[batch_file.dag_id] = build_batch_dag(
         batch_file.dag_id,
         resolve=resolve_task(batch_file),
         schedule=batch_file.schedule,
         description=batch_file.spec.get("description") or f"Recurring labeling batch from {batch_file.path.name}",
         tags=["recurring"],
+        levels=max(config.levels),
+        rate_prompt_levels={level for level in config.levels if level_needs_rate(config, level)},
     )
 for error in broken:
     stand_in = BrokenBatchFile(dag_id="smgt_recurring_" + error.path.stem.replace("-", "_"), schedule=None)
-    stand_in.params_error = error
+    stand_in.batch_file_error = error
     globals()[stand_in.dag_id] = stand_in

@@ -143,6 +143,9 @@ def plan_level(
             }
         rate = job.inputConfig.downSamplingRate
         if parent is not None and rate is None:
+            if posted_rate is None:
+                # Only reachable when a batch file lost its rate after its DAG was parsed.
+                raise RuntimeError(f"job {job.jobName!r}: inputConfig.downSamplingRate: no rate given or posted")
             rate = posted_rate
         specs.append(
             {

@@ -65,6 +65,8 @@ def _display(path: Path) -> str:
 class BatchFile:
     path: Path
     spec: dict[str, Any]
+    # The config the file produces, checked at parse time with a placeholder batch id.
+    config: BatchConfig
 
     @property
     def dag_id(self) -> str:
@@ -98,15 +100,13 @@ def read_batch_file(path: Path) -> BatchFile:
         problems.append("schedule: must be a cron expression or preset string")
     if problems:
         raise BatchFileError(path, problems)
-    batch_file = BatchFile(path, spec)
     # A run stamp of full length, so names that would be too long fail now, not at 3 a.m.
-    placeholder = batch_id_for(batch_file.prefix, datetime(2000, 1, 1))
+    placeholder = batch_id_for(spec["batchIdPrefix"], datetime(2000, 1, 1))
     try:
-        conf = _expand(batch_file, placeholder, upload=None, frame_manifest=None)
-        validate_batch_config(conf)
+        config = validate_batch_config(_expand(spec, placeholder, upload=None, frame_manifest=None))
     except BatchConfigError as exc:
         raise BatchFileError(path, exc.problems) from None
-    return batch_file
+    return BatchFile(path, spec, config)
 
 
 def batches_dir() -> Path:
@@ -130,7 +130,7 @@ def scheduled_batch_files(folder: Path | None = None) -> tuple[list[BatchFile], 
 
 
 def _expand(
-    batch_file: BatchFile,
+    spec: dict[str, Any],
     batch_id: str,
     *,
     upload: Any,
@@ -138,7 +138,6 @@ def _expand(
 ) -> dict[str, Any]:
     """The batch conf of one run. `upload(file_path) -> s3 uri` and
     `frame_manifest(job_name, prefix, step) -> manifest uri` do the I/O; None at parse time."""
-    spec = batch_file.spec
     raw_jobs = spec.get("labelingJobs")
     if not isinstance(raw_jobs, list):
         raise BatchConfigError(["labelingJobs: must be a list of jobs"])
@@ -210,7 +209,7 @@ def materialize_batch(
         )
         return inputs.manifest_uri
 
-    conf = _expand(batch_file, batch_id, upload=upload, frame_manifest=frame_manifest)
+    conf = _expand(batch_file.spec, batch_id, upload=upload, frame_manifest=frame_manifest)
     return validate_batch_config(
         conf,
         region=settings.region,

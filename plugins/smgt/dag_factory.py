@@ -196,9 +196,19 @@ def build_batch_dag(
     description: str,
     doc_md: str | None = None,
     tags: list[str] | None = None,
+    levels: int | None = None,
+    rate_prompt_levels: set[int] | None = None,
 ) -> DAG:
-    """One batch DAG. `resolve` is a @task with task_id RESOLVE_TASK_ID returning the batch conf."""
+    """One batch DAG. `resolve` is a @task with task_id RESOLVE_TASK_ID returning the batch conf.
+
+    A DAG whose jobs are known at parse time (a batch file) passes `levels` (its deepest level)
+    and `rate_prompt_levels` (levels with a chained job without rate), so it carries no task it
+    can never use; by default every level up to the configured maximum can ask for a rate.
+    """
     settings = get_settings()
+    levels = levels or settings.max_job_level
+    if rate_prompt_levels is None:
+        rate_prompt_levels = set(range(2, levels + 1))
     with DAG(
         dag_id=dag_id,
         schedule=schedule,
@@ -216,9 +226,9 @@ def build_batch_dag(
         },
     ) as dag:
         upstream: Any = resolve()
-        for level in range(1, settings.max_job_level + 1):
+        for level in range(1, levels + 1):
             with TaskGroup(level_group_id(level)):
-                if level > 1:
+                if level in rate_prompt_levels:
                     gate = DownSamplingRateOperator(
                         task_id="down_sampling_rate",
                         level=level,
@@ -231,7 +241,7 @@ def build_batch_dag(
                 specs = plan_jobs(level)
                 upstream >> specs
                 upstream = labeling_job.expand_kwargs(specs)
-        upstream >> finalize_batch(settings.max_job_level)
+        upstream >> finalize_batch(levels)
     return dag
 
 
