@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from smgt.local import LocalGroundTruth
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from local_gt_helpers import SETTINGS  # noqa: E402
-from smgt.local import LocalGroundTruth  # noqa: E402
+from .local_gt_helpers import SETTINGS
 
 
 @pytest.fixture(scope="session")

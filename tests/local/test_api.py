@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 from botocore.exceptions import ClientError
-from local_gt_helpers import SETTINGS, job_request, unique, wait_terminal
+
+from .local_gt_helpers import SETTINGS, job_request, unique, wait_terminal
 
 # (jobModality, input key, category key) per modality family; "demo:" keys come from the demo data.
 FAMILIES = [

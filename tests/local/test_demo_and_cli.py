@@ -13,9 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import boto3
-from local_gt_helpers import SETTINGS
 from smgt.local.demo import generate_video
 from smgt.local.references import parse_mot
+
+from .local_gt_helpers import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,11 @@ from array import array
 from typing import Any
 
 import pytest
-from local_gt_helpers import SETTINGS, audit_config, job_request, read_manifest, unique, wait_terminal
 from smgt.local import workforce
 from smgt.local.references import parse_mot
 from smgt.registry import get_modality
+
+from .local_gt_helpers import SETTINGS, audit_config, job_request, read_manifest, unique, wait_terminal
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

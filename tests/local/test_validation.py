@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from local_gt_helpers import SETTINGS, job_request, unique, wait_terminal
 from smgt.registry import get_modality
+
+from .local_gt_helpers import SETTINGS, job_request, unique, wait_terminal
 
 Request = dict[str, Any]
 

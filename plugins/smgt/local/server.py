@@ -109,11 +109,13 @@ class Dispatcher:
 
     def _sagemaker(self, action: str, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         content_type = "application/x-amz-json-1.1"
+        # Read the body first, even for a throttled call: on a kept-alive connection unread bytes
+        # would be parsed as the next request.
+        raw = _read_body(environ)
         try:
             if self.faults.should_throttle(action):
                 self.stats.record(action, throttled=True, error="ThrottlingException")
                 raise ThrottlingException("Rate exceeded")
-            raw = _read_body(environ)
             try:
                 request = json.loads(raw) if raw else {}
             except json.JSONDecodeError:
@@ -149,6 +151,7 @@ class Dispatcher:
     def _admin(self, environ: dict[str, Any], start_response: Callable, path: str) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         ctype = "application/json"
+        raw = _read_body(environ)  # always consumed, for kept-alive connections
         try:
             if path == "/_smgt/health":
                 return _respond(start_response, 200, {"status": "ok"}, ctype)
@@ -160,7 +163,6 @@ class Dispatcher:
             if path == "/_smgt/faults" and method == "GET":
                 return _respond(start_response, 200, self.faults.faults.to_dict(), ctype)
             if path == "/_smgt/faults" and method == "POST":
-                raw = _read_body(environ)
                 new = self.faults.set(json.loads(raw) if raw else {})
                 return _respond(start_response, 200, new.to_dict(), ctype)
             if method == "GET" and (fn := self.extra_admin.get(path)):
