@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
-from smgt.config import validate_batch_config
+from smgt.batch_files import read_batch_file
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_CONFIGS = ROOT / "include" / "label_configs"
@@ -32,18 +30,16 @@ def test_label_configs_are_gt_category_configs():
 
 
 def test_notebook_sample_batch_file_becomes_a_valid_batch():
-    spec = yaml.safe_load((ROOT / "include" / "batches" / "notebook_tracking.yaml").read_text())
-    batch_id = f"{spec['batchIdPrefix']}-0001"
-    jobs = []
-    for job in spec["labelingJobs"]:
-        job = dict(job)
-        category = LABEL_CONFIGS / job.pop("labelCategoryConfigFile")
-        assert category.exists()
-        job["labelCategoryConfigS3Uri"] = f"s3://bucket-a/{category.name}"
-        job["jobName"] = f"{batch_id}-{job['jobName']}"
-        if "chainFromJobName" in job["inputConfig"]:
-            job["inputConfig"] = {"chainFromJobName": f"{batch_id}-{job['inputConfig']['chainFromJobName']}"}
-        jobs.append(job)
-    config = validate_batch_config({"batchId": batch_id, "labelingJobs": jobs})
+    batch_file = read_batch_file(ROOT / "include" / "batches" / "notebook_tracking.yaml")
+    assert batch_file.schedule is None  # a template, not a DAG
+    config = batch_file.config
     assert [j.jobModality for j in config.labelingJobs] == [
         "VideoObjectTracking", "VideoObjectTracking", "VideoObjectTrackingAudit", "VideoObjectTrackingAudit"]
+    audit = config.job(f"{config.batchId}-vehicle-audit")
+    assert config.parent(audit).jobName == f"{config.batchId}-vehicle"
+    assert config.levels == [1, 2]
+
+
+def test_every_shipped_batch_file_is_valid():
+    for path in (ROOT / "include" / "batches").glob("*.yaml"):
+        read_batch_file(path)
