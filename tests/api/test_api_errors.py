@@ -137,6 +137,11 @@ def test_create_then_duplicate_is_409_and_creates_one_run(stack):
     assert again.status_code == 409, again.text
     assert again.json()["message"] == f"batch {batch_id!r} already exists"
     assert [r["dag_run_id"] for r in stack.dag_runs()].count(batch_id) == 1
+    # Who created it is in Airflow's audit log, like any trigger through the REST API.
+    logs = stack.session("admin").get(
+        f"{stack.url}/api/v2/eventLogs", params={"event": "smgt_batch_create", "run_id": batch_id}, timeout=30
+    )
+    assert [(e["owner"], e["dag_id"]) for e in logs.json()["event_logs"]] == [("user", "smgt_batch")]
 
     # Not waiting for metadata (its level-1 jobs cannot even start): 409, nothing answered.
     resp = stack.session("admin").post(
@@ -248,6 +253,9 @@ def test_ui_page_redirects_anonymous_to_login_and_renders_for_users(stack):
     assert page.status_code == 200, page.text
     assert page.headers["content-type"].startswith("text/html")
     assert "<h1>Labeling batches</h1>" in page.text
+    beyond = http.get(stack.api("ui"), params={"page": 10_000}, timeout=60)
+    assert beyond.status_code == 200 and "No batches" in beyond.text
+    assert http.get(stack.api("ui"), params={"page": -1}, timeout=30).status_code == 400
 
     plugins = stack.session("admin").get(f"{stack.url}/api/v2/plugins", timeout=30).json()["plugins"]
     smgt = next(p for p in plugins if p["name"] == "smgt")

@@ -71,6 +71,7 @@ def test_notebook_flow_reaches_complete_and_downloads_the_audit_output(stack, fi
     assert batch_id in listing["COMPLETE"]
 
     page = stack.session("viewer").get(stack.api("ui"), timeout=60)
+    assert page.status_code == 200, page.text
     assert (
         batch_id in page.text and f"{batch_id}-vehicle-audit" in page.text and "output manifest" in page.text
     )

@@ -213,7 +213,9 @@ def create_app() -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": batch_config_json_schema()}},
+                "content": {
+                    "application/json": {"schema": batch_config_json_schema(get_settings().max_job_level)}
+                },
             }
         },
         responses={
@@ -323,9 +325,13 @@ def create_app() -> FastAPI:
             if snapshot.dag_id != BATCH_DAG_ID:
                 check_dag_access(user, snapshot.dag_id, "GET", DagAccessEntity.RUN)
             try:
-                return status_mod.describe_batch(snapshot, aws.presigner(get_settings()))
+                presign = aws.presigner(get_settings())
             except aws.AwsUnavailableError as exc:
-                raise ApiError(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+                # The batch state is Airflow's and still worth showing; say why URLs are missing.
+                detail = status_mod.describe_batch(snapshot, None)
+                detail["presignError"] = str(exc)
+                return detail
+            return status_mod.describe_batch(snapshot, presign)
         if nextToken is not None:
             offset = _decode_token(nextToken)
         listing = status_mod.list_batches(session, limit=limit, offset=offset)
@@ -436,7 +442,7 @@ def create_app() -> FastAPI:
         request: Request,
         user: Annotated[Any, Depends(optional_user)],
         session: SessionDep,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        page: Annotated[int, Query(ge=0, le=100_000)] = 0,
     ) -> Response:
         from smgt.api import ui
 
@@ -447,7 +453,7 @@ def create_app() -> FastAPI:
             check_dag_access(user, BATCH_DAG_ID, "GET", DagAccessEntity.RUN)
         except HTTPException:
             return HTMLResponse(ui.forbidden_page(user.get_name()), status_code=status.HTTP_403_FORBIDDEN)
-        return HTMLResponse(ui.batches_page(session, _batch_status_module(), offset=offset))
+        return HTMLResponse(ui.batches_page(session, _batch_status_module(), page=page))
 
     return app
 

@@ -17,6 +17,7 @@ from smgt.settings import get_settings
 
 PAGE_SIZE = 50
 STATUSES = ("IN_PROGRESS", "WAIT_FOR_META_DATA_INPUT", "COMPLETE", "INTERNAL_ERROR", "VALIDATION_FAIL")
+UI_ORDER = ("WAIT_FOR_META_DATA_INPUT", "INTERNAL_ERROR", "VALIDATION_FAIL", "IN_PROGRESS", "COMPLETE")
 LEVELS = (("firstLevel", 1), ("secondLevel", 2), ("thirdLevel", 3))
 _STATUS_COLOURS = {
     "COMPLETE": "#1b7f3b",
@@ -52,7 +53,9 @@ def _link(url: Any, label: str) -> str:
 
 def _batch_rows(batch_id: str, detail: dict[str, Any]) -> str:
     rows = []
-    run_url = f"/dags/{quote(str(detail.get('dagId', BATCH_DAG_ID)))}/runs/{quote(batch_id)}"
+    # Runs triggered from the UI form have a generated run id; the batch id is in their conf.
+    run_id = str(detail.get("runId") or batch_id)
+    run_url = f"/dags/{quote(str(detail.get('dagId', BATCH_DAG_ID)))}/runs/{quote(run_id)}"
     header = (
         f'<tr><th colspan="6" id="batch-{escape(batch_id, quote=True)}">'
         f'<a href="{escape(run_url, quote=True)}" target="_top">{escape(batch_id)}</a> '
@@ -80,10 +83,28 @@ def _batch_rows(batch_id: str, detail: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def batches_page(session: Any, batch_status: Any, *, offset: int = 0) -> str:
-    """Every batch of this page (newest first, as list_batches orders them) with levels and jobs."""
-    listing = batch_status.list_batches(session, limit=PAGE_SIZE, offset=offset)
-    ids = [(bid, st) for st in STATUSES for bid in listing.get(st, [])]
+def _window(session: Any, batch_status: Any, page: int) -> tuple[dict[str, Any], bool, bool]:
+    """The listing of page `page` counted from the newest batches, and whether newer/older exist.
+
+    list_batches pages oldest first; people want the latest batches on the first page.
+    """
+    total = batch_status.list_batches(session, limit=1, offset=0).get("total")
+    if not isinstance(total, int):  # a listing without a total: plain oldest-first pages
+        listing = batch_status.list_batches(session, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+        count = sum(len(listing.get(st, [])) for st in STATUSES)
+        return listing, page > 0, count >= PAGE_SIZE
+    end = total - page * PAGE_SIZE
+    if end <= 0:
+        return {st: [] for st in STATUSES}, page > 0, False
+    start = max(0, end - PAGE_SIZE)
+    return batch_status.list_batches(session, limit=end - start, offset=start), page > 0, start > 0
+
+
+def batches_page(session: Any, batch_status: Any, *, page: int = 0) -> str:
+    """The batches of one page, newest first, grouped by status, with levels, jobs and links."""
+    listing, has_newer, has_older = _window(session, batch_status, page)
+    # Batches that need someone first; inside a status the newest first.
+    ids = [(bid, st) for st in UI_ORDER for bid in reversed(listing.get(st, []))]
     try:
         presign = aws.presigner(get_settings())
         presign_note = ""
@@ -100,14 +121,14 @@ def batches_page(session: Any, batch_status: Any, *, offset: int = 0) -> str:
             detail = {"status": listed_status, "message": f"cannot describe: {exc}"}
         detail.setdefault("dagId", getattr(snapshot, "dag_id", BATCH_DAG_ID))
         sections.append(_batch_rows(batch_id, detail))
-    counts = " ".join(f"{escape(st)}: {len(listing.get(st, []))}" for st in STATUSES)
+    counts = " ".join(f"{escape(st)}: {len(listing.get(st, []))}" for st in UI_ORDER)
     if isinstance(listing.get("total"), int):
-        counts += f" (batches {offset + 1}-{offset + len(ids)} of {listing['total']})"
+        counts += f" (this page: {len(ids)} of {listing['total']} batches)"
     nav = []
-    if offset > 0:
-        nav.append(f'<a href="?offset={max(0, offset - PAGE_SIZE)}">&larr; previous</a>')
-    if listing.get("nextOffset") is not None or ("total" not in listing and len(ids) >= PAGE_SIZE):
-        nav.append(f'<a href="?offset={offset + PAGE_SIZE}">next &rarr;</a>')
+    if has_newer:
+        nav.append(f'<a href="?page={page - 1}">&larr; newer</a>')
+    if has_older:
+        nav.append(f'<a href="?page={page + 1}">older &rarr;</a>')
     table = (
         "<table><tr><th>Level</th><th>Labeling job</th><th>Job status</th><th>Label attribute</th>"
         "<th>Input</th><th>Output</th></tr>" + "\n".join(sections) + "</table>"
