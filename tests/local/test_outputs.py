@@ -256,3 +256,31 @@ def test_workers_are_deterministic_for_a_seed(emu, demo):
     first, again, other = (workforce.label(task(s), emu.s3) for s in (3, 3, 4))
     assert first.files == again.files
     assert first.files != other.files
+
+
+@pytest.mark.parametrize(("modality", "manifest", "category"), [
+    ("VideoObjectDetection", "demo", "vehicle"),
+    ("SemanticSegmentation", "images", "road"),
+    ("PointCloudObjectDetection", "cloud", "cuboids"),
+    ("PointCloudObjectTracking", "cloud_seq", "cuboids"),
+    ("PointCloudSemanticSegmentation", "cloud", "cuboids"),
+])
+def test_every_audit_modality_adjusts_its_parent(sm, emu, demo, inputs, modality, manifest, category):
+    manifest_uri = demo["manifest_uri"] if manifest == "demo" else inputs[manifest]
+    category_uri = demo["label_configs"]["vehicle_label_category"] if category == "vehicle" else inputs[category]
+    parent, parent_lines = run(sm, emu, modality, manifest_uri, category_uri, template=inputs["template"])
+    parent_attr = get_modality(modality).default_label_attribute(parent)
+    parent_out = f"s3://{SETTINGS.processing_bucket}/gt-output/{parent}/manifests/output/output.manifest"
+    name, lines = run(sm, emu, f"{modality}Audit", parent_out, audit_config(emu, category_uri, parent_attr),
+                      template=inputs["template"])
+    attr = get_modality(f"{modality}Audit").default_label_attribute(name)
+    assert len(lines) == len(parent_lines)
+    for before, after in zip(parent_lines, lines, strict=True):
+        assert after[parent_attr] == before[parent_attr]  # the parent's label stays on the line
+        meta = after[f"{attr}-metadata"]
+        check_metadata(meta, name, get_modality(modality).output_type)
+        assert meta["adjustment-status"] in {"adjusted", "unadjusted"}
+        if isinstance(after[attr], str):  # a label file of its own
+            assert after[attr] != before[parent_attr]
+        else:  # an inline copy, changed exactly when the auditor adjusted it
+            assert (after[attr] != before[parent_attr]) == (meta["adjustment-status"] == "adjusted")
