@@ -52,10 +52,11 @@ free_port() {
 
 random_hex() { "$PY" -c 'import secrets; print(secrets.token_hex(24))'; }
 
-pick_redis_db() {
+pick_redis_db() {  # first empty db of 10..15, claimed at once with a marker key (down flushes it)
     local n
     for n in 10 11 12 13 14 15; do
-        if [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$n" dbsize)" = "0" ]; then
+        if [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$n" dbsize)" = "0" ] &&
+            [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$n" set smgt-stack-owner "$STATE" nx)" = "OK" ]; then
             echo "$n"
             return 0
         fi
@@ -370,12 +371,18 @@ cmd_kill() {
     log "sent SIG$sig to $name (process group $pid)"
 }
 
-case "${1:-}" in
-    up) cmd_up ;;
-    down) cmd_down ;;
-    status) cmd_status ;;
-    restart) shift; cmd_restart "$@" ;;
-    kill) shift; cmd_kill "$@" ;;
-    env) load_env; cat "$ENV_FILE" ;;
-    *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-esac
+main() {
+    case "${1:-}" in
+        up) cmd_up ;;
+        down) cmd_down ;;
+        status) cmd_status ;;
+        restart) shift; cmd_restart "$@" ;;
+        kill) shift; cmd_kill "$@" ;;
+        env) load_env; cat "$ENV_FILE" ;;
+        *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+}
+
+# The whole file is parsed before main runs, so editing it under a running `up` is harmless.
+main "$@"
+exit
