@@ -1,0 +1,204 @@
+"""The embedded default deployment: Airflow on SQLite + LocalExecutor, one process per component.
+
+Used by the demo (`scripts/demo.sh`) and by the API tests: api-server, scheduler, dag-processor and
+triggerer, this repo's dags/ and plugins/, SimpleAuthManager users, AWS pointed wherever the given
+environment says (the local emulator's `env()`, or real AWS).
+
+    with EmbeddedAirflow(home, aws_env=emu.env()) as airflow:
+        http = airflow.session("admin")
+        http.post(airflow.url + "/smgt/batch/create", json=...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# SimpleAuthManager users: role admin, role user (may trigger), role viewer (read only).
+USERS = {"admin": "admin", "user": "user", "viewer": "viewer"}
+PASSWORDS = {"admin": "admin-pass", "user": "user-pass", "viewer": "viewer-pass"}
+
+
+class EmbeddedAirflowError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedAirflow:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        aws_env: dict[str, str],
+        port: int | None = None,
+        unpause: tuple[str, ...] = ("smgt_batch",),
+        extra_env: dict[str, str] | None = None,
+        startup_seconds: float = 180,
+    ) -> None:
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.unpause = unpause
+        self.startup_seconds = startup_seconds
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._tokens: dict[str, str] = {}
+        self.env = self._environment(aws_env, extra_env or {})
+
+    def _environment(self, aws_env: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+        env.update(aws_env)
+        passwords = self.home / "passwords.json"
+        passwords.write_text(json.dumps(PASSWORDS))
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                # Only the DAGs in `unpause` run: recurring batch DAGs would otherwise start
+                # scheduled runs that compete for the machine.
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": "smgt-embedded-jwt-secret-0123456789abcdef",
+                "AIRFLOW__API__SECRET_KEY": "smgt-embedded-secret-key",
+                # Parse dags/ quickly so a fresh instance has smgt_batch in seconds.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "SMGT_POKE_INTERVAL": env.get("SMGT_POKE_INTERVAL", "2"),
+                "PYTHONPATH": os.pathsep.join(
+                    [str(ROOT / "plugins"), str(ROOT)]
+                    + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+                ),
+                "NO_PROXY": "*",
+            }
+        )
+        env.update(extra)
+        return env
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> EmbeddedAirflow:
+        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, cwd=self.home,
+                                 capture_output=True, text=True, timeout=600)
+        if migrate.returncode != 0:
+            raise EmbeddedAirflowError("airflow db migrate failed:\n" + migrate.stdout[-3000:] + migrate.stderr[-3000:])
+        try:
+            for name in COMPONENTS:
+                command = [AIRFLOW, name]
+                if name == "api-server":
+                    command += ["--port", str(self.port), "--host", "127.0.0.1"]
+                with open(self.home / f"{name}.log", "ab") as log:
+                    self.processes[name] = subprocess.Popen(
+                        command, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
+                        start_new_session=True,  # own process group: stop() ends exactly its children
+                    )
+            self.wait_for(self._healthy, "the api-server")
+            for dag_id in self.unpause:
+                self.wait_for(lambda d=dag_id: self.session("admin").get(
+                    f"{self.url}/api/v2/dags/{d}", timeout=10).status_code == 200, f"the {dag_id} DAG to be parsed")
+                resp = self.session("admin").patch(f"{self.url}/api/v2/dags/{dag_id}", json={"is_paused": False},
+                                                   timeout=30)
+                resp.raise_for_status()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    def __enter__(self) -> EmbeddedAirflow:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _healthy(self) -> bool:
+        return requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).status_code == 200
+
+    def wait_for(self, check: Callable[[], Any], what: str, timeout: float | None = None) -> Any:
+        deadline = time.monotonic() + (timeout or self.startup_seconds)
+        last: Any = None
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise EmbeddedAirflowError(
+                        f"airflow {name} exited with {proc.returncode} while waiting for {what}\n{self.logs()}")
+            try:
+                last = check()
+                if last:
+                    return last
+            except requests.RequestException as exc:
+                last = exc
+            time.sleep(1)
+        raise EmbeddedAirflowError(f"timed out waiting for {what} (last: {last!r})\n{self.logs()}")
+
+    def token(self, user: str) -> str:
+        if user not in self._tokens:
+            resp = requests.post(f"{self.url}/auth/token",
+                                 json={"username": user, "password": PASSWORDS[user]}, timeout=30)
+            resp.raise_for_status()
+            self._tokens[user] = resp.json()["access_token"]
+        return self._tokens[user]
+
+    def session(self, user: str | None) -> requests.Session:
+        """HTTP session as `user` (bearer token), or anonymous for None."""
+        http = requests.Session()
+        if user is not None:
+            http.headers["Authorization"] = f"Bearer {self.token(user)}"
+        return http
+
+    def logs(self, lines: int = 60) -> str:
+        out = []
+        for name in self.processes:
+            path = self.home / f"{name}.log"
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"----- {name} -----\n" + "\n".join(tail))
+        return "\n".join(out)
