@@ -1,0 +1,243 @@
+"""Load test on the native production stack: N batches of 4 jobs in flight at once.
+
+    .venv/bin/python bench/load_test.py                  # starts its own stack, 50 batches, then down
+    .venv/bin/python bench/load_test.py --batches 10 --job-seconds 60
+    .venv/bin/python bench/load_test.py --stack-dir .smgt/stack --keep   # reuse a stack already up
+
+Every batch is the notebook's (2 level-1 jobs, 2 audit jobs, rates given), created through the
+plugin API. The emulator holds every job InProgress for --job-seconds (fault `delay_jobs`), so all
+batches sit waiting on GT together. While they drain it samples, every --sample seconds:
+
+- worker slots in use: Celery `inspect active` on the stack's worker, and running task instances
+  (what holds a slot); deferred sensors should hold none;
+- triggerer load: deferred task instances, rows in `trigger`, triggerer CPU and RSS;
+- DescribeLabelingJob calls in the last minute (emulator `GET /_smgt/stats`);
+and reports time to drain (first create to last batch COMPLETE). Results go to
+bench/out/load_<utc>.json (summary + samples). Stops by itself: --timeout bounds the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "stack"), str(ROOT / "tests"), str(ROOT / "plugins")]
+
+import psutil  # noqa: E402
+from sample_batches import notebook_batch  # noqa: E402
+from stackctl import SCRIPT, Stack  # noqa: E402
+
+TERMINAL_RUN_STATES = ("success", "failed")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batches", type=int, default=50)
+    p.add_argument("--job-seconds", type=float, default=90.0, help="extra time every GT job stays InProgress")
+    p.add_argument("--poke-interval", type=int, default=30, help="SMGT_POKE_INTERVAL for a stack started here")
+    p.add_argument("--worker-concurrency", type=int, default=8, help="Celery slots for a stack started here")
+    p.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
+    p.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
+    p.add_argument("--stack-dir", help="use the stack already up in this state dir (else start one)")
+    p.add_argument("--keep", action="store_true", help="leave the stack up afterwards")
+    p.add_argument("--prefix", default="lt")
+    p.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    return p.parse_args()
+
+
+def stack_env(state: Path, args: argparse.Namespace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith("SMGT_STACK_") or not k.startswith(("AIRFLOW", "AWS_", "SMGT_", "_AIRFLOW"))}
+    env.update({"SMGT_STACK_DIR": str(state), "SMGT_POKE_INTERVAL": str(args.poke_interval),
+                "SMGT_STACK_WORKER_CONCURRENCY": str(args.worker_concurrency)})
+    return env
+
+
+def celery_active(stack: Stack) -> int | None:
+    """Tasks the stack's Celery worker is executing now (None if it did not answer)."""
+    from celery import Celery
+
+    app = Celery(broker=stack.env["AIRFLOW__CELERY__BROKER_URL"])
+    try:
+        replies = app.control.inspect(destination=[stack.env["SMGT_STACK_WORKER_NAME"]], timeout=2.0).active()
+    except Exception:
+        return None
+    finally:
+        app.close()
+    if not replies:
+        return None
+    return sum(len(tasks) for tasks in replies.values())
+
+
+def proc_usage(stack: Stack, component: str) -> dict[str, float]:
+    """CPU % (since the last call) and RSS MB of a component's whole process group."""
+    pgid = stack.pid(component)
+    cpu = rss = 0.0
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) != pgid:
+                continue
+            key = (component, proc.pid)
+            cached = _PROCS.setdefault(key, proc)
+            cpu += cached.cpu_percent(None)
+            rss += cached.memory_info().rss
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return {"cpu_pct": round(cpu, 1), "rss_mb": round(rss / 2**20, 1)}
+
+
+_PROCS: dict[tuple[str, int], psutil.Process] = {}
+
+
+def sample(stack: Stack, prefix: str, t0: float) -> dict[str, Any]:
+    like = f"{prefix}-%"
+    ti = dict(stack.sql("select coalesce(state, 'none'), count(*) from task_instance where run_id like %s"
+                        " group by 1", like))
+    running_by_task = dict(stack.sql(
+        "select regexp_replace(task_id, '^.*\\.', ''), count(*) from task_instance where run_id like %s"
+        " and state = 'running' group by 1", like))
+    runs = dict(stack.sql("select state, count(*) from dag_run where run_id like %s group by 1", like))
+    triggers = stack.sql("select count(*) from trigger")[0][0]
+    stats = stack.emulator_stats()
+    return {
+        "t": round(time.monotonic() - t0, 1),
+        "celery_active": celery_active(stack),
+        "ti_running": ti.get("running", 0),
+        "ti_queued": ti.get("queued", 0),
+        "ti_deferred": ti.get("deferred", 0),
+        "ti_scheduled": ti.get("scheduled", 0),
+        "sensors_running_in_worker": running_by_task.get("wait_for_job", 0),
+        "running_by_task": running_by_task,
+        "triggers": triggers,
+        "runs": runs,
+        "describe_last_minute": stats.get("last_minute", {}).get("DescribeLabelingJob", 0),
+        "describe_total": stats.get("calls", {}).get("DescribeLabelingJob", 0),
+        "create_total": stats.get("calls", {}).get("CreateLabelingJob", 0),
+        "throttled": sum(stats.get("throttled", {}).values()),
+        "triggerer": proc_usage(stack, "triggerer"),
+        "worker": proc_usage(stack, "worker"),
+        "scheduler": proc_usage(stack, "scheduler"),
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    own = args.stack_dir is None
+    state = Path(args.stack_dir) if args.stack_dir else ROOT / ".smgt" / "stack-bench"
+    env = stack_env(state, args)
+    started = time.monotonic()
+    if own:
+        subprocess.run([str(SCRIPT), "down"], env=env, capture_output=True)
+        print(f"starting the stack in {state} ...", flush=True)
+        subprocess.run([str(SCRIPT), "up"], env=env, check=True)
+    stack = Stack(state, env)
+    stack_up_s = round(time.monotonic() - started, 1)
+    run_tag = datetime.now(UTC).strftime("%H%M%S")
+    prefix = f"{args.prefix}{run_tag}"
+    samples: list[dict[str, Any]] = []
+    result: dict[str, Any] = {}
+    try:
+        stack.set_faults({"delay_jobs": [{"pattern": f"{prefix}-*", "seconds": args.job_seconds}]})
+        stack.http.post(f"{stack.emulator_url}/_smgt/stats/reset", timeout=10)
+        configs = []
+        for i in range(args.batches):
+            config = notebook_batch(f"{prefix}-{i:03d}")
+            for job in config["labelingJobs"]:
+                if job["jobLevel"] > 1:
+                    job["inputConfig"]["downSamplingRate"] = 50
+            configs.append(config)
+
+        t0 = time.monotonic()
+        for config in configs:
+            stack.create_batch(config)
+        created_s = round(time.monotonic() - t0, 1)
+        print(f"created {args.batches} batches through the API in {created_s}s", flush=True)
+
+        deadline = t0 + args.timeout
+        done = 0
+        while time.monotonic() < deadline:
+            s = sample(stack, prefix, t0)
+            samples.append(s)
+            done = sum(n for state_, n in s["runs"].items() if state_ in TERMINAL_RUN_STATES)
+            print(f"t={s['t']:7.1f}s runs done {done:3d}/{args.batches}  celery active {s['celery_active']}"
+                  f"  TI running {s['ti_running']:3d} (sensors {s['sensors_running_in_worker']})"
+                  f" queued {s['ti_queued']:3d} deferred {s['ti_deferred']:3d}  triggers {s['triggers']:3d}"
+                  f"  Describe/min {s['describe_last_minute']:4d}"
+                  f"  triggerer cpu {s['triggerer']['cpu_pct']}% rss {s['triggerer']['rss_mb']}MB", flush=True)
+            if done >= args.batches:
+                break
+            time.sleep(args.sample)
+        drain_s = round(time.monotonic() - t0, 1)
+
+        statuses: dict[str, int] = {}
+        for config in configs:
+            status = stack.show(config["batchId"]).get("status", "?")
+            statuses[status] = statuses.get(status, 0) + 1
+        gt_jobs = stack.labeling_jobs(prefix)
+        waiting = [s for s in samples if s["ti_deferred"] > 0]
+        result = {
+            "batches": args.batches,
+            "jobs": 4 * args.batches,
+            "job_seconds": args.job_seconds,
+            "poke_interval": int(stack.env.get("SMGT_POKE_INTERVAL", "30")),
+            "worker_concurrency": int(stack.env.get("SMGT_STACK_WORKER_CONCURRENCY", "0")),
+            "stack_up_s": stack_up_s,
+            "create_all_s": created_s,
+            "drain_s": drain_s,
+            "drained": done >= args.batches,
+            "batch_statuses": statuses,
+            "gt_jobs_created": len(gt_jobs),
+            "gt_job_names_unique": len({j["LabelingJobName"].lower() for j in gt_jobs}) == len(gt_jobs),
+            "max_deferred": max((s["ti_deferred"] for s in samples), default=0),
+            "max_triggers": max((s["triggers"] for s in samples), default=0),
+            "max_ti_running": max((s["ti_running"] for s in samples), default=0),
+            "max_celery_active": max((s["celery_active"] or 0 for s in samples), default=0),
+            "max_sensors_running_in_worker": max((s["sensors_running_in_worker"] for s in samples), default=0),
+            # While sensors wait: worker slots in use vs. sensors parked in the triggerer.
+            "while_waiting": {
+                "samples": len(waiting),
+                "median_deferred": _median([s["ti_deferred"] for s in waiting]),
+                "median_celery_active": _median([s["celery_active"] or 0 for s in waiting]),
+                "median_ti_running": _median([s["ti_running"] for s in waiting]),
+                "median_sensors_running_in_worker": _median([s["sensors_running_in_worker"] for s in waiting]),
+                "triggerer_cpu_pct_median": _median([s["triggerer"]["cpu_pct"] for s in waiting]),
+                "triggerer_rss_mb_max": max((s["triggerer"]["rss_mb"] for s in waiting), default=0),
+            },
+            "describe_per_min_max": max((s["describe_last_minute"] for s in samples), default=0),
+            "describe_total": samples[-1]["describe_total"] if samples else 0,
+            "describe_per_job": round(samples[-1]["describe_total"] / max(1, 4 * args.batches), 1) if samples else 0,
+            "create_calls_total": samples[-1]["create_total"] if samples else 0,
+        }
+    finally:
+        with contextlib.suppress(Exception):
+            stack.set_faults({})
+        stack.close()
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"load_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+        path.write_text(json.dumps({"summary": result, "samples": samples}, indent=1) + "\n")
+        print(json.dumps(result, indent=2))
+        print(f"samples and summary: {path}")
+        if own and not args.keep:
+            subprocess.run([str(SCRIPT), "down"], env=env, check=False)
+    return 0 if result.get("drained") and result.get("batch_statuses") == {"COMPLETE": args.batches} else 1
+
+
+def _median(values: list[float]) -> float:
+    if not values:
+        return 0
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
