@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,73 +34,10 @@ def emulator(airflow_db: None) -> Iterator[Any]:
     os.environ.update(saved)
 
 
-def load_dag_module(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"test_{name}", ROOT / "dags" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def batch_dag(emulator: Any) -> Any:
+    from dag_helpers import load_dag_module
+
     return load_dag_module("smgt_batch").dag
 
 
-class RateAnswerer(threading.Thread):
-    """Answers the batch's down-sampling prompt the way batch-metadata/post does, once it waits.
-
-    Records the batch status seen while waiting, so tests can check WAIT_FOR_META_DATA_INPUT.
-    """
-
-    def __init__(self, batch_id: str, rate: float, timeout: float = 120) -> None:
-        super().__init__(daemon=True)
-        self.batch_id, self.rate, self.timeout = batch_id, rate, timeout
-        self.status_while_waiting: str | None = None
-        self.answered_task: str | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-        from airflow.utils.session import create_session
-        from smgt import batch_status
-        from smgt.metadata import answer_down_sampling_rate
-
-        deadline = time.monotonic() + self.timeout
-        try:
-            while time.monotonic() < deadline:
-                with create_session() as session:
-                    snapshot = batch_status.load_batch(session, self.batch_id)
-                    if snapshot and batch_status.waiting_rate_task(snapshot):
-                        self.status_while_waiting = batch_status.batch_status(snapshot)
-                        self.answered_task = answer_down_sampling_rate(
-                            session, dag_id=snapshot.dag_id, run_id=snapshot.run_id, rate=self.rate,
-                            user=SimpleAuthManagerUser(username="qa-manager", role="admin"),
-                        )
-                        return
-                time.sleep(0.5)
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
-
-
-def snapshot_of(batch_id: str) -> Any:
-    from airflow.utils.session import create_session
-    from smgt import batch_status
-
-    with create_session() as session:
-        return batch_status.load_batch(session, batch_id)
-
-
-def read_queue(emu: Any) -> list[dict]:
-    """SNS messages the batch published, as received on the emulator's subscribed SQS queue."""
-    import json
-
-    sqs = emu.client("sqs")
-    messages = []
-    while True:
-        got = sqs.receive_message(QueueUrl=emu.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        if not got.get("Messages"):
-            return messages
-        for m in got["Messages"]:
-            body = json.loads(m["Body"])
-            messages.append(json.loads(body["Message"]) if "Message" in body else body)
-            sqs.delete_message(QueueUrl=emu.status_queue_url, ReceiptHandle=m["ReceiptHandle"])

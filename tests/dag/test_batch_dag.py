@@ -7,7 +7,7 @@ import math
 import time
 
 import pytest
-from conftest import RateAnswerer, read_queue, snapshot_of
+from dag_helpers import RateAnswerer, read_queue, snapshot_of
 from sample_batches import notebook_batch
 from smgt import batch_status
 from smgt.config import parse_s3_uri
