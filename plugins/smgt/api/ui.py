@@ -51,7 +51,7 @@ def _link(url: Any, label: str) -> str:
     return f'<a href="{escape(str(url), quote=True)}" target="_blank" rel="noopener">{escape(label)}</a>'
 
 
-def _batch_rows(batch_id: str, detail: dict[str, Any]) -> str:
+def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int] | None = None) -> str:
     rows = []
     # Runs triggered from the UI form have a generated run id; the batch id is in their conf.
     run_id = str(detail.get("runId") or batch_id)
@@ -62,7 +62,16 @@ def _batch_rows(batch_id: str, detail: dict[str, Any]) -> str:
         f"&middot; {_status(detail.get('status'))}"
     )
     if detail.get("message"):
-        header += f' <span class="err">{escape(str(detail["message"]))}</span>'
+        # Red only for failures; a waiting batch's message is an instruction, not an error.
+        css = "err" if detail.get("status") in ("INTERNAL_ERROR", "VALIDATION_FAIL") else "muted"
+        header += f' <span class="{css}">{escape(str(detail["message"]))}</span>'
+    if rate_task is not None:
+        # Airflow's own Required Actions form for the HITL task (HITLOperator.generate_link_to_ui).
+        task_id, map_index = rate_task
+        action = f"/dags/{quote(str(detail.get('dagId', BATCH_DAG_ID)))}/runs/{quote(run_id)}/tasks/" + (
+            f"{quote(task_id)}/required_actions?map_index={map_index}"
+        )
+        header += f' <a href="{escape(action, quote=True)}" target="_top">give the down-sampling rate</a>'
     rows.append(header + "</th></tr>")
     for key, number in LEVELS:
         level = detail.get(key)
@@ -120,7 +129,7 @@ def batches_page(session: Any, batch_status: Any, *, page: int = 0) -> str:
         except Exception as exc:  # one broken batch must not hide the others
             detail = {"status": listed_status, "message": f"cannot describe: {exc}"}
         detail.setdefault("dagId", getattr(snapshot, "dag_id", BATCH_DAG_ID))
-        sections.append(_batch_rows(batch_id, detail))
+        sections.append(_batch_rows(batch_id, detail, batch_status.waiting_rate_task(snapshot)))
     counts = " ".join(f"{escape(st)}: {len(listing.get(st, []))}" for st in UI_ORDER)
     if isinstance(listing.get("total"), int):
         counts += f" (this page: {len(ids)} of {listing['total']} batches)"
