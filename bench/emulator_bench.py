@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from botocore.config import Config
+
 from smgt.local import LocalGroundTruth
 from smgt.registry import get_modality
 from smgt.settings import Settings

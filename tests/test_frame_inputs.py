@@ -7,6 +7,7 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
+
 from smgt.manifests import ManifestError, Storage, build_video_inputs_from_prefix
 
 

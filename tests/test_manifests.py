@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+
 from smgt.manifests import (
     ManifestError,
     Storage,

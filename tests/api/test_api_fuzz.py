@@ -16,6 +16,7 @@ import pytest
 from api_helpers import new_batch_id, notebook_batch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from smgt.config import BatchConfigError, validate_batch_config
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.utils.session import create_session
 from dag_helpers import load_dag_module, snapshot_of
+
 from smgt import batch_status
 from smgt.batch_files import BatchFileError, read_batch_file
 

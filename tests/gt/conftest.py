@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from gt_standin import REGION, FakeGroundTruth  # noqa: E402
+
 from smgt.settings import setting_names  # noqa: E402
 
 

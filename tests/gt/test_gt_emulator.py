@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.triggers.base import TriggerEvent
+
 from smgt.config import validate_batch_config
 from smgt.gt.hooks import LabelingJobConflictError, LabelingJobHook
 from smgt.gt.operators import CreateLabelingJobOperator

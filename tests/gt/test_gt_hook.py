@@ -8,6 +8,7 @@ import copy
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 from gt_standin import INPUT, FakeGroundTruth, Fault, make_request
+
 from smgt.gt.hooks import WAITER_NAME, LabelingJobConflictError, LabelingJobHook, task_type_from_lambda_arn
 
 

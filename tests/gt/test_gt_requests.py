@@ -10,6 +10,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
+
 from smgt.config import LabelingJobConfig, validate_batch_config
 from smgt.gt.requests import (
     CONTENT_CLASSIFIERS,

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowException, PokeReturnValu
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.triggers.base import TriggerEvent
 from gt_standin import FakeGroundTruth, Fault, make_request
+
 from smgt.gt.hooks import LabelingJobHook
 from smgt.gt.operators import CreateLabelingJobOperator
 from smgt.gt.sensors import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from smgt.local import LocalGroundTruth
 
 from .local_gt_helpers import SETTINGS

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+
 from smgt.local.demo import generate_video
 from smgt.local.references import parse_mot
 

@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from smgt.local import Faults
 
 from .local_gt_helpers import job_request, unique, wait_terminal

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from smgt.local import LocalGroundTruth
 
 from .local_gt_helpers import job_request, unique, wait_terminal

@@ -10,6 +10,7 @@ from array import array
 from typing import Any
 
 import pytest
+
 from smgt.local import workforce
 from smgt.local.references import parse_mot
 from smgt.registry import get_modality

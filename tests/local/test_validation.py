@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from smgt.registry import get_modality
 
 from .local_gt_helpers import SETTINGS, job_request, unique, wait_terminal
