@@ -8,6 +8,7 @@ batch API's `POST /smgt/batch/create`.
 from __future__ import annotations
 
 from airflow.sdk import get_current_context, task
+
 from smgt.dag_factory import RESOLVE_TASK_ID, batch_params, build_batch_dag
 from smgt.settings import get_settings
 

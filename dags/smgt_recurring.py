@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airflow.sdk import DAG, get_current_context, task
+
 from smgt.batch import level_needs_rate
 from smgt.batch_files import BatchFile, scheduled_batch_files
 from smgt.dag_factory import RESOLVE_TASK_ID, build_batch_dag

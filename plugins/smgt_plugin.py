@@ -12,11 +12,16 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from smgt import listeners as batch_listeners
+
 URL_PREFIX = "/smgt"
 
 
 class SmgtPlugin(AirflowPlugin):
     name = "smgt"
+
+    # A failed batch run stops the Ground Truth jobs it started (scheduler and API paths alike).
+    listeners = [batch_listeners]
 
     # A person's view of the batches inside the Airflow UI (nav menu -> iframe of /smgt/ui).
     external_views = [

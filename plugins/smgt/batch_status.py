@@ -227,6 +227,27 @@ def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -
 # ---------------------------------------------------------------------------------------- loading
 
 
+def is_batch_dag(dag_id: str) -> bool:
+    return dag_id == BATCH_DAG_ID or dag_id.startswith(RECURRING_DAG_PREFIX)
+
+
+def started_job_names(snapshot: BatchSnapshot) -> list[str]:
+    """Jobs whose level was planned and that did not finish: their GT job may be running."""
+    names = []
+    for (task_id, _, key), plans in snapshot.xcoms.items():
+        if key != "return_value" or not task_id.endswith(".plan_jobs"):
+            continue
+        group = task_id.removesuffix(".plan_jobs") + ".job"
+        for index, spec in enumerate(plans or []):
+            if snapshot.xcom(f"{group}.collect_output", index) is None:
+                names.append(spec["job_name"])
+    return names
+
+
+def snapshot_of_run(session: Any, run: Any) -> BatchSnapshot:
+    return _snapshot(session, run)
+
+
 def _batch_dag_ids(session: Any) -> list[str]:
     from airflow.models.dag import DagModel
     from sqlalchemy import or_, select

@@ -71,18 +71,6 @@ def _batch_config(ti: Any) -> Any:
     return BatchConfig.model_validate(ti.xcom_pull(task_ids=RESOLVE_TASK_ID))
 
 
-def stop_running_jobs(context: dict[str, Any]) -> None:
-    """Run failure callback: stop the batch's GT jobs that still run, so nothing keeps costing."""
-    from smgt.gt.sensors import stop_labeling_job_quietly
-
-    settings = get_settings()
-    conf = context["dag_run"].conf or {}
-    for job in conf.get("labelingJobs") or []:
-        name = job.get("jobName") if isinstance(job, dict) else None
-        if name:
-            stop_labeling_job_quietly(name, settings.aws_conn_id, settings.region)
-
-
 @task(task_id="plan_jobs", trigger_rule="none_failed")
 def plan_jobs(level: int) -> list[dict[str, Any]]:
     """Arguments of this level's job groups; chained inputs come from earlier levels' outputs."""
@@ -218,7 +206,6 @@ def build_batch_dag(
         tags=["smgt", *(tags or [])],
         catchup=False,
         max_active_runs=64,
-        on_failure_callback=stop_running_jobs,
         default_args={
             "retries": settings.task_retries,
             "retry_delay": timedelta(seconds=10),

@@ -70,45 +70,99 @@ class DownSamplingRateOperator(HITLEntryOperator):
         return {RATE_PARAM: rate}
 
 
+# How old an AWAITING_INPUT park must be before it is answered. Airflow 3.3 race: the worker that
+# parked the task exits a little later (seconds, under load) and its exit reaches the scheduler as
+# an executor "success" event for the same try. If the answer already resumed the task and the
+# scheduler queued it again, that stale event fails the new attempt ("task state changed
+# externally"). A person never answers that fast; an API client polling for
+# WAIT_FOR_META_DATA_INPUT does. There is no database signal for "the parking worker has exited",
+# hence a time.
+PARK_SETTLE_SECONDS = 12.0
+
+
 class RateNotAwaitedError(LookupError):
-    """The batch is not waiting for a rate (never did, or it was already given)."""
+    """The batch is not waiting for a rate: it never asked, has not asked yet, or was answered."""
+
+
+def _rate_task(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> tuple[Any, Any]:
+    """The waiting task instance and its HITL detail, unless it has not asked or was answered."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    ti = session.scalar(
+        select(TaskInstance)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+        )
+        .options(joinedload(TaskInstance.hitl_detail))
+    )
+    detail = ti.hitl_detail if ti is not None else None
+    if detail is None:
+        raise RateNotAwaitedError(f"batch {run_id!r} is about to wait for batch metadata but has not asked yet; retry shortly")
+    if detail.response_received:
+        raise RateNotAwaitedError(f"batch {run_id!r}: batch metadata was already given")
+    return ti, detail
+
+
+def _settle_wait(ti: Any, detail: Any, settle_seconds: float) -> float:
+    from airflow._shared.timezones import timezone
+
+    moments = [t for t in (getattr(ti, "updated_at", None), getattr(detail, "created_at", None)) if t is not None]
+    if not moments:
+        return 0.0
+    return max(0.0, settle_seconds - (timezone.utcnow() - max(moments)).total_seconds())
 
 
 def answer_down_sampling_rate(
-    session: Any, *, dag_id: str, run_id: str, rate: float, user: Any
-) -> str:
-    """Record `rate` as the answer of the batch's waiting rate task; return its task id.
+    session: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    rate: float,
+    user: Any,
+    settle_seconds: float = PARK_SETTLE_SECONDS,
+) -> None:
+    """Record `rate` as the answer of the batch's waiting rate task and resume it.
 
-    Uses Airflow's HITL REST handler itself (response row, resume of the parked task), so nothing
-    here can drift from what the UI does. `user` is an auth-manager user (get_id/get_name).
+    Calls Airflow's HITL REST handler itself (response row, assignee check, resume of the parked
+    task), so nothing here can drift from what the UI does. `user` is an auth-manager user.
+    `settle_seconds` (see PARK_SETTLE_SECONDS) may be 0 only where no separate worker parked the
+    task (dag.test()).
     """
+    import time
+
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
     from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
+    from fastapi import HTTPException
 
-    waiting = session.scalars(
-        select(TaskInstance).where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.task_id.like(f"%.{RATE_TASK_ID}"),
-            TaskInstance.state.in_([TaskInstanceState.AWAITING_INPUT, TaskInstanceState.DEFERRED]),
+    ti, detail = _rate_task(session, dag_id, run_id, task_id, map_index)
+    wait = _settle_wait(ti, detail, settle_seconds)
+    if wait > 0:
+        session.rollback()  # end the read transaction first: on SQLite it would block the scheduler
+        time.sleep(wait)
+        ti, detail = _rate_task(session, dag_id, run_id, task_id, map_index)
+    # HITLEntryOperator takes a single "OK" (its default); use whatever the task declared.
+    chosen = list(detail.defaults or [])[:1] or list(detail.options or [])[:1]
+    try:
+        update_hitl_detail(
+            dag_id=dag_id,
+            dag_run_id=run_id,
+            task_id=task_id,
+            update_hitl_detail_payload=UpdateHITLDetailPayload(
+                chosen_options=chosen, params_input={RATE_PARAM: rate}
+            ),
+            user=user,
+            session=session,
+            map_index=map_index,
         )
-    ).all()
-    if not waiting:
-        raise RateNotAwaitedError(f"batch {run_id!r} is not waiting for a down-sampling rate")
-    ti = min(waiting, key=lambda t: t.task_id)
-    update_hitl_detail(
-        dag_id=dag_id,
-        dag_run_id=run_id,
-        task_id=ti.task_id,
-        update_hitl_detail_payload=UpdateHITLDetailPayload(
-            chosen_options=[HITLEntryOperator.OK], params_input={RATE_PARAM: rate}
-        ),
-        user=user,
-        session=session,
-        map_index=ti.map_index,
-    )
+    except HTTPException as exc:
+        if exc.status_code in (404, 409):
+            raise RateNotAwaitedError(f"batch {run_id!r} is not waiting for batch metadata: {exc.detail}") from None
+        raise
     session.commit()
-    return ti.task_id

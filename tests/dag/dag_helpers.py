@@ -34,6 +34,7 @@ class RateAnswerer(threading.Thread):
     def run(self) -> None:
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
         from airflow.utils.session import create_session
+
         from smgt import batch_status
         from smgt.metadata import answer_down_sampling_rate
 
@@ -42,12 +43,17 @@ class RateAnswerer(threading.Thread):
             while time.monotonic() < deadline:
                 with create_session() as session:
                     snapshot = batch_status.load_batch(session, self.batch_id)
-                    if snapshot and batch_status.waiting_rate_task(snapshot):
+                    waiting = batch_status.waiting_rate_task(snapshot) if snapshot else None
+                    if waiting:
                         self.status_while_waiting = batch_status.batch_status(snapshot)
-                        self.answered_task = answer_down_sampling_rate(
-                            session, dag_id=snapshot.dag_id, run_id=snapshot.run_id, rate=self.rate,
+                        task_id, map_index = waiting
+                        # dag.test() runs tasks in this process: no worker exit to let settle.
+                        answer_down_sampling_rate(
+                            session, dag_id=snapshot.dag_id, run_id=snapshot.run_id, task_id=task_id,
+                            map_index=map_index, rate=self.rate, settle_seconds=0,
                             user=SimpleAuthManagerUser(username="qa-manager", role="admin"),
                         )
+                        self.answered_task = task_id
                         return
                 time.sleep(0.5)
         except BaseException as exc:  # surfaced by the test
@@ -56,6 +62,7 @@ class RateAnswerer(threading.Thread):
 
 def snapshot_of(batch_id: str) -> Any:
     from airflow.utils.session import create_session
+
     from smgt import batch_status
 
     with create_session() as session:

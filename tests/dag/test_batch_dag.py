@@ -9,6 +9,7 @@ import time
 import pytest
 from dag_helpers import RateAnswerer, read_queue, snapshot_of
 from sample_batches import notebook_batch
+
 from smgt import batch_status
 from smgt.config import parse_s3_uri
 from smgt.settings import get_settings

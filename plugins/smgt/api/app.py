@@ -15,7 +15,6 @@ import base64
 import binascii
 import json
 import math
-import time
 from typing import Annotated, Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -44,10 +43,6 @@ from smgt.settings import get_settings
 STATUSES = ("IN_PROGRESS", "WAIT_FOR_META_DATA_INPUT", "COMPLETE", "INTERNAL_ERROR", "VALIDATION_FAIL")
 DEFAULT_PAGE = 500
 MAX_PAGE = 1000
-# See _settle_seconds: how old a park must be before batch-metadata/post resumes the task. The
-# worker's supervisor was seen to exit up to ~6.3 s after parking (often ~5 s); then the scheduler
-# needs a loop or two to drain the event.
-PARK_SETTLE_SECONDS = 12.0
 MAX_BODY_BYTES = 1_000_000  # a 100-job batch config is ~50 kB; refuse to parse megabytes of junk
 
 
@@ -413,7 +408,15 @@ def create_app() -> FastAPI:
                 f"{status_mod.batch_status(snapshot)}); the rate was already given or is not needed",
             )
         task_id, map_index = waiting
-        _answer_rate_task(session, user, snapshot.dag_id, batch_id, task_id, map_index, rate)
+        from smgt.metadata import RateNotAwaitedError, answer_down_sampling_rate
+
+        try:
+            answer_down_sampling_rate(
+                session, dag_id=snapshot.dag_id, run_id=snapshot.run_id, task_id=task_id,
+                map_index=map_index, rate=rate, user=user,
+            )
+        except RateNotAwaitedError as exc:
+            raise ApiError(status.HTTP_409_CONFLICT, str(exc)) from None
         _audit(
             session,
             user,
@@ -456,95 +459,3 @@ def create_app() -> FastAPI:
         return HTMLResponse(ui.batches_page(session, _batch_status_module(), page=page))
 
     return app
-
-
-def _load_rate_task(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> tuple[Any, Any]:
-    """The waiting task instance and its HITL detail; 409 unless it asked and nobody answered."""
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy.orm import joinedload
-
-    ti = session.scalar(
-        select(TaskInstance)
-        .where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.task_id == task_id,
-            TaskInstance.map_index == map_index,
-        )
-        .options(joinedload(TaskInstance.hitl_detail))
-    )
-    detail = ti.hitl_detail if ti is not None else None
-    if detail is None:
-        raise ApiError(
-            status.HTTP_409_CONFLICT,
-            f"batch {run_id!r} is about to wait for batch metadata but {task_id} has not asked yet; retry shortly",
-        )
-    if detail.response_received:
-        raise ApiError(status.HTTP_409_CONFLICT, f"batch {run_id!r}: batch metadata was already given")
-    return ti, detail
-
-
-def _settle_seconds(ti: Any, detail: Any) -> float:
-    """How long to wait before resuming a task that parked in AWAITING_INPUT only just now.
-
-    Airflow 3.3 race: the worker process that parked the task exits a little later (seconds, under
-    load) and its exit reaches the scheduler as an executor "success" event for the same task key
-    (same try number). If the response has already resumed the task and the scheduler queued it
-    again, that stale event removes the new attempt from the executor's running set and the
-    scheduler fails the task ("task state changed externally"). A person never answers that fast;
-    an API client polling for WAIT_FOR_META_DATA_INPUT does. Answering only once the park is
-    PARK_SETTLE_SECONDS old lets the stale event be drained first. There is no database signal for
-    "the parking worker has exited", hence a time.
-    """
-    from airflow._shared.timezones import timezone
-
-    moments = [
-        t for t in (getattr(ti, "updated_at", None), getattr(detail, "created_at", None)) if t is not None
-    ]
-    if not moments:
-        return 0.0
-    age = (timezone.utcnow() - max(moments)).total_seconds()
-    return max(0.0, PARK_SETTLE_SECONDS - age)
-
-
-def _answer_rate_task(
-    session: Any, user: Any, dag_id: str, run_id: str, task_id: str, map_index: int, rate: float | int
-) -> None:
-    """Answer the waiting down-sampling HITL task exactly as PATCH .../hitlDetails would.
-
-    Airflow's own route function is called so the response is recorded, authorized against the
-    task's assignees, validated and the parked task resumed by the same code as the UI and REST API.
-    """
-    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-
-    ti, detail = _load_rate_task(session, dag_id, run_id, task_id, map_index)
-    wait = _settle_seconds(ti, detail)
-    if wait > 0:
-        # End the read transaction first: on SQLite an open one would block the scheduler's writes.
-        session.rollback()
-        time.sleep(wait)
-        ti, detail = _load_rate_task(session, dag_id, run_id, task_id, map_index)
-    # HITLEntryOperator takes a single "OK" (its default); use whatever the task declared.
-    chosen = list(detail.defaults or [])[:1] or list(detail.options or [])[:1]
-    payload = UpdateHITLDetailPayload(chosen_options=chosen, params_input={"downSamplingRate": rate})
-    try:
-        update_hitl_detail(
-            dag_id=dag_id,
-            dag_run_id=run_id,
-            task_id=task_id,
-            update_hitl_detail_payload=payload,
-            user=user,
-            session=session,
-            map_index=map_index,
-        )
-    except HTTPException as exc:
-        if exc.status_code == status.HTTP_404_NOT_FOUND:
-            raise ApiError(
-                status.HTTP_409_CONFLICT, f"batch {run_id!r} is not waiting: {exc.detail}"
-            ) from None
-        if exc.status_code == status.HTTP_409_CONFLICT:
-            raise ApiError(
-                status.HTTP_409_CONFLICT, f"batch {run_id!r}: batch metadata was already given"
-            ) from None
-        raise ApiError(exc.status_code, str(exc.detail)) from None

@@ -1,0 +1,56 @@
+"""Airflow listener: a batch run that fails stops the Ground Truth jobs it started (SPEC section 3).
+
+Airflow calls `on_dag_run_failed` both when the scheduler fails a run and when a user marks it
+failed (UI or REST API), in the scheduler / api-server process, which may read the metadata DB.
+The deferred sensors' triggers also stop their job when killed, but only once the triggerer runs
+them; this catches the rest (a job created a moment ago, a trigger not yet picked up).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+log = logging.getLogger(__name__)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    from smgt.batch_status import is_batch_dag
+
+    dag_id, run_id = dag_run.dag_id, dag_run.run_id  # read now: the caller owns this ORM object
+    if not is_batch_dag(dag_id):
+        return
+    # The caller (scheduler loop, API request) holds its own session and must not wait on AWS:
+    # stop the jobs from a thread with a session of its own.
+    threading.Thread(target=stop_started_jobs, args=(dag_id, run_id), name=f"smgt-stop-{run_id}",
+                     daemon=True).start()
+
+
+def stop_started_jobs(dag_id: str, run_id: str) -> list[str]:
+    """Stop the GT jobs of a batch run that may still run; never raises (logs instead)."""
+    from airflow import settings as airflow_settings
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from smgt.batch_status import snapshot_of_run, started_job_names
+    from smgt.gt.sensors import stop_labeling_job_quietly
+    from smgt.settings import get_settings
+
+    try:
+        # A session of our own, not Airflow's scoped one: closing it must not detach the
+        # caller's objects.
+        with Session(airflow_settings.engine) as session:
+            run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
+            names = started_job_names(snapshot_of_run(session, run))
+        settings = get_settings()
+        stopped = [n for n in names if stop_labeling_job_quietly(n, settings.aws_conn_id, settings.region)]
+    except Exception:
+        log.exception("Could not stop the labeling jobs of %s/%s", dag_id, run_id)
+        return []
+    log.info("Batch run %s failed: asked Ground Truth to stop %s", run_id, stopped or "nothing")
+    return stopped
