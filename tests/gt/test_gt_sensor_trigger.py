@@ -145,8 +145,8 @@ def test_stop_quietly_never_raises(gt: FakeGroundTruth, job: str, monkeypatch: p
 
 
 # -- sensor, deferrable ---------------------------------------------------------------------
-def test_deferrable_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+def test_deferrable_follows_operators_default_deferrable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "true")
     assert default_deferrable() is True
     assert LabelingJobSensor(task_id="w", job_name=JOB).deferrable is True
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")

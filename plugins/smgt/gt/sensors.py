@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from configparser import RawConfigParser
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,16 +36,13 @@ class LabelingJobFailedError(AirflowException):
 
 
 def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` when the deployment sets it, else True.
+    """``[operators] default_deferrable``, as the provider's deferrable operators follow it.
 
-    Airflow ships that option as False, so ``conf.getboolean(..., fallback=True)`` would never
-    fall back. Labeling jobs run for hours to days: holding a worker slot that long is only
-    right when the deployment asks for it (e.g. no triggerer), by env var or airflow.cfg.
+    Airflow ships it False (and writes it into every airflow.cfg), so a deployment that wants
+    sensors in the triggerer sets it True; this project's deployments do, and the batch DAG passes
+    ``deferrable=True`` itself.
     """
-    in_env = any(key.startswith("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE") for key in os.environ)
-    if in_env or RawConfigParser.has_option(conf, "operators", "default_deferrable"):
-        return conf.getboolean("operators", "default_deferrable", fallback=True)
-    return True
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 def failure_message(summary: dict[str, Any]) -> str:
@@ -69,7 +64,7 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
 
     :param job_name: The name of the labeling job. (templated)
     :param deferrable: Wait in the triggerer instead of holding a worker slot.
-        (default: ``[operators] default_deferrable`` if the deployment sets it, else True)
+        (default: ``[operators] default_deferrable``)
     :param poke_interval: Seconds between ``DescribeLabelingJob`` calls. (default: ``SMGT_POKE_INTERVAL``)
     :param max_attempts: Polls of the deferred trigger before it gives up.
         (default: ``timeout / poke_interval``, so both modes give up together)
