@@ -7,8 +7,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from smgt.embedded import PASSWORDS  # noqa: F401  (the users the test stack has)
+
 ROOT = Path(__file__).resolve().parents[2]
-PASSWORDS = {"admin": "admin-pw", "user": "user-pw", "viewer": "viewer-pw"}
 BATCH_DAG_ID = "smgt_batch"
 
 INPUT = "s3://smgt-workflows-123456789012-us-east-1-batch-input"
