@@ -5,8 +5,11 @@ from __future__ import annotations
 INPUT = "s3://smgt-workflows-123456789012-us-east-1-batch-input"
 
 
-def notebook_batch(batch_id: str = "nb-track-1a2b3c4d") -> dict:
-    """The reference notebook's 4-job batch, as its users send it."""
+NOTEBOOK_MANIFEST = f"{INPUT}/tracking_manifests/MOT17-13-SDP.manifest"
+
+
+def notebook_batch(batch_id: str = "nb-track-1a2b3c4d", manifest: str = NOTEBOOK_MANIFEST) -> dict:
+    """The reference notebook's 4-job batch, as its users send it (a new dict each call)."""
     return {
         "batchId": batch_id,
         "labelingJobs": [
@@ -16,7 +19,7 @@ def notebook_batch(batch_id: str = "nb-track-1a2b3c4d") -> dict:
                 "jobModality": "VideoObjectTracking",
                 "labelAttributeName": "vehicle-ref",
                 "labelCategoryConfigS3Uri": f"{INPUT}/tracking_manifests/vehicle_label_category.json",
-                "inputConfig": {"inputManifestS3Uri": f"{INPUT}/tracking_manifests/MOT17-13-SDP.manifest"},
+                "inputConfig": {"inputManifestS3Uri": manifest},
                 "jobLevel": 1,
             },
             {
@@ -25,7 +28,7 @@ def notebook_batch(batch_id: str = "nb-track-1a2b3c4d") -> dict:
                 "jobModality": "VideoObjectTracking",
                 "labelAttributeName": "lane-ref",
                 "labelCategoryConfigS3Uri": f"{INPUT}/tracking_manifests/lane_label_category.json",
-                "inputConfig": {"inputManifestS3Uri": f"{INPUT}/tracking_manifests/MOT17-13-SDP.manifest"},
+                "inputConfig": {"inputManifestS3Uri": manifest},
                 "jobLevel": 1,
             },
             {
