@@ -22,7 +22,7 @@ def resolve_task(batch_file: BatchFile):
     def resolve_batch() -> dict:
         """Upload label configs, build frame inputs, validate: this run's batch config."""
         from smgt.batch_files import batch_id_for, materialize_batch, read_batch_file
-        from smgt.dag_factory import _storage, foreign_job_names
+        from smgt.dag_factory import foreign_job_names, s3_storage
         from smgt.settings import get_settings
 
         run = get_current_context()["dag_run"]
@@ -33,7 +33,7 @@ def resolve_task(batch_file: BatchFile):
             current,
             run_time,
             settings=settings,
-            storage=_storage(settings),
+            storage=s3_storage(settings),
             foreign_job_names=foreign_job_names(settings, batch_id_for(current.prefix, run_time)),
         )
         return config.to_conf()

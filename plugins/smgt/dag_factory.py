@@ -4,7 +4,7 @@
       -> level_1: plan_jobs -> job[jobName] (prepare_input -> create_job -> wait_for_job -> collect_output)
       -> level_2: down_sampling_rate (HITL, skipped when every rate is given) -> plan_jobs -> job[...]
       -> level_3: ...
-      -> finalize_batch (always runs: status, SNS message, stops nothing that still runs)
+      -> finalize_batch (always runs: COMPLETE or INTERNAL_ERROR, SNS message, fails the run on error)
 
 Every labeling job is one expansion of the mapped `job` task group of its level, shown in the UI
 under its jobName (named map index). A level starts only when every job of the previous levels
@@ -44,7 +44,8 @@ def plan_task_id(level: int) -> str:
     return f"{level_group_id(level)}.plan_jobs"
 
 
-def _storage(settings: Any) -> Any:
+def s3_storage(settings: Any) -> Any:
+    """Manifest storage on S3 through the AWS connection (the emulator or AWS alike)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from smgt.manifests import Storage
@@ -98,7 +99,7 @@ def prepare_input(
 
     settings = get_settings()
     spec = {"batch_id": batch_id, "job_name": job_name, "job": job, "parent": parent, "rate": rate}
-    return prepare_job_input(spec, settings=settings, storage=_storage(settings))
+    return prepare_job_input(spec, settings=settings, storage=s3_storage(settings))
 
 
 @task(map_index_template="{{ task.op_kwargs['job_name'] }}")
