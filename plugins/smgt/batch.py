@@ -17,7 +17,6 @@ from smgt.config import BatchConfig, LabelingJobConfig, validate_batch_config
 from smgt.gt.requests import (
     build_create_labeling_job_request,
     label_category_config_for_job,
-    output_manifest_uri,
     ui_template,
 )
 from smgt.manifests import Storage, build_chained_manifest
@@ -222,17 +221,16 @@ def prepare_job_input(spec: Mapping[str, Any], *, settings: Settings, storage: S
 
 def collected_result(description: Mapping[str, Any]) -> dict[str, Any]:
     """The per-job result a finished job leaves in XCom (read by later levels and batch show)."""
-    name = description["LabelingJobName"]
-    output = (description.get("LabelingJobOutput") or {}).get("OutputDatasetS3Uri")
-    if not output:
-        output = output_manifest_uri(description["OutputConfig"]["S3OutputPath"], name)
+    from smgt.gt.hooks import labeling_job_summary
+
+    summary = labeling_job_summary(dict(description))
     return {
-        "jobName": name,
-        "status": GT_STATUS_TO_JOB_STATUS.get(description["LabelingJobStatus"], JOB_RUNNING),
-        "gtStatus": description["LabelingJobStatus"],
-        "labelCounters": dict(description.get("LabelCounters") or {}),
-        "outputManifestS3Uri": output,
-        "failureReason": description.get("FailureReason"),
+        "jobName": summary["LabelingJobName"],
+        "status": GT_STATUS_TO_JOB_STATUS.get(summary["LabelingJobStatus"], JOB_RUNNING),
+        "gtStatus": summary["LabelingJobStatus"],
+        "labelCounters": summary["LabelCounters"],
+        "outputManifestS3Uri": summary["OutputManifestS3Uri"],
+        "failureReason": summary.get("FailureReason"),
     }
 
 

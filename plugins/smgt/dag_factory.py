@@ -66,6 +66,12 @@ def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], lis
     return lambda names: jobs_owned_by_others(_gt_hook(settings), names, batch_id)
 
 
+def _collected(ti: Any, level: int) -> list[dict[str, Any]]:
+    """collect_output results of one level (a mapped task: one XCom per completed job)."""
+    pulled = ti.xcom_pull(task_ids=collect_task_id(level))
+    return [pulled] if isinstance(pulled, dict) else [r for r in (pulled or []) if r]
+
+
 def _batch_config(ti: Any) -> Any:
     from smgt.config import BatchConfig
 
@@ -81,10 +87,7 @@ def plan_jobs(level: int) -> list[dict[str, Any]]:
     config = _batch_config(ti)
     finished: list[dict[str, Any]] = []
     for earlier in range(1, level):
-        pulled = ti.xcom_pull(task_ids=collect_task_id(earlier))
-        if isinstance(pulled, dict):
-            pulled = [pulled]
-        finished.extend(r for r in (pulled or []) if r)
+        finished.extend(_collected(ti, earlier))
     answer = ti.xcom_pull(task_ids=f"{level_group_id(level)}.down_sampling_rate") if level > 1 else None
     posted_rate = answer.get(RATE_PARAM) if isinstance(answer, dict) else None
     return plan_level(config, level, finished=finished, posted_rate=posted_rate)
@@ -148,8 +151,7 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     started: list[str] = []
     for level in range(1, max_level + 1):
-        pulled = ti.xcom_pull(task_ids=collect_task_id(level))
-        results.extend([pulled] if isinstance(pulled, dict) else [r for r in (pulled or []) if r])
+        results.extend(_collected(ti, level))
         plans = ti.xcom_pull(task_ids=plan_task_id(level)) or []
         started.extend(spec["job_name"] for spec in plans)
     hook = _gt_hook(settings)
