@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from smgt.local import workforce
+from smgt.local import simulated
 from smgt.local.references import parse_mot
 from smgt.registry import get_modality
 
@@ -250,11 +250,11 @@ def test_point_cloud_semantic_segmentation(sm, emu, inputs):
 def test_workers_are_deterministic_for_a_seed(emu, demo):
     config = emu.s3.get_json(demo["label_configs"]["vehicle_label_category"])
 
-    def task(seed: int) -> workforce.Task:
-        return workforce.Task("det-job", 0, {"source-ref": demo["sequence_uri"]}, get_modality("VideoObjectTracking"),
+    def task(seed: int) -> simulated.Task:
+        return simulated.Task("det-job", 0, {"source-ref": demo["sequence_uri"]}, get_modality("VideoObjectTracking"),
                               config, "vehicle-ref", "s3://b/p", seed)
 
-    first, again, other = (workforce.label(task(s), emu.s3) for s in (3, 3, 4))
+    first, again, other = (simulated.label(task(s), emu.s3) for s in (3, 3, 4))
     assert first.files == again.files
     assert first.files != other.files
 

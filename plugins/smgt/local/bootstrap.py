@@ -9,6 +9,7 @@ a second emulator in the same process reuses what the first created.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,11 @@ USERS = {
     "smgt-workflows-first-level": ["labeler-1", "labeler-2", "labeler-3"],
     "smgt-workflows-second-level": ["qa-manager-1", "qa-manager-2"],
 }
+
+
+def worker_email(username: str) -> str:
+    """A worker's e-mail: their Cognito attribute, and their login in the Label Studio workforce."""
+    return f"{username}@example.com"
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,11 @@ def bootstrap(clients: Any, teams: WorkteamStore, settings: Settings) -> Bootstr
         for user in users:
             if user not in existing_users:
                 idp.admin_create_user(UserPoolId=pool_id, Username=user, UserAttributes=[
-                    {"Name": "email", "Value": f"{user}@example.com"}, {"Name": "email_verified", "Value": "true"}])
+                    {"Name": "email", "Value": worker_email(user)}, {"Name": "email_verified", "Value": "true"}])
+                # The embedded Cognito draws a new random sub at every start; a sub derived from pool
+                # and name keeps each worker's GT identity (workerId) the same across restarts.
+                idp.admin_update_user_attributes(UserPoolId=pool_id, Username=user, UserAttributes=[
+                    {"Name": "sub", "Value": str(uuid.uuid5(uuid.NAMESPACE_URL, f"cognito:{pool_id}:{user}"))}])
             idp.admin_add_user_to_group(UserPoolId=pool_id, Username=user, GroupName=group)
 
     arns = {}

@@ -1,15 +1,23 @@
 """`LocalGroundTruth`: the emulator as an object (tests, the bench, `smgt-local serve`).
 
-    with LocalGroundTruth(port=0, task_seconds=0.0, seed=0) as emu:
+    with LocalGroundTruth(port=0, task_seconds=0.0, seed=0, state_dir=d, s3=S3Store(url, key, secret)) as emu:
         sm = emu.client("sagemaker")
         ...
+
+Seams: the API (server.py: SageMaker actions + moto for SNS/SQS/Cognito), the lifecycle of a job
+(lifecycle.py), who labels (workforce.py: simulated or Label Studio), and storage: S3 on an
+S3-compatible store given as `s3` (SeaweedFS in every deployment; without it, moto's in-memory S3
+inside this process, a test double), job and team records in `state_dir/gt.sqlite3` (in memory
+without a state dir).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +35,26 @@ from .lifecycle import Lifecycle, Timing, worker_from_cognito
 from .outputs import Worker
 from .s3io import S3
 from .server import Dispatcher, Stats
-from .validation import validate_create
+from .simulated import SimulatedWorkforce
+from .state import StateStore
+from .validation import JobSpec, validate_create
+from .workforce import Workforce, Workforces
 from .workteams import WorkteamStore
+
+log = logging.getLogger(__name__)
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials; these are placeholders
+STATE_FILE = "gt.sqlite3"
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """An S3-compatible store the emulator (and everyone it hands its env to) uses for S3."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
 
 
 class _KeepAliveHandler(WSGIRequestHandler):
@@ -44,19 +67,30 @@ class LocalGroundTruth:
     def __init__(self, port: int = 0, task_seconds: float = 0.0, seed: int = 0,
                  faults: Faults | dict[str, Any] | str | Path | None = None, *, host: str = "127.0.0.1",
                  init_seconds: float = 0.0, stop_seconds: float | None = None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, state_dir: str | Path | None = None,
+                 s3: S3Store | None = None, workforce: Workforce | None = None,
+                 clock_origin: float | None = None) -> None:
+        """`state_dir`: where the job/team records live (None: in memory, lost on stop).
+        `s3`: the S3 store (None: moto's in-memory S3 in this process, for tests that say why).
+        `workforce`: who labels (None: the simulated workforce); modalities it cannot label fall back
+        to the simulated one. `clock_origin`: fixed epoch seconds for output timestamps (see Timing).
+        """
         self.host = host
         self.port = port
         self.seed = seed
         self.settings = settings or get_settings()
         self.region = self.settings.region
         self.account = LOCAL_ACCOUNT_ID
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.s3_store = s3
+        self._chosen_workforce = workforce
         if isinstance(faults, str | Path):
             faults = Faults.load(faults)
         self.fault_state = FaultState(seed=seed)
         self.fault_state.set(faults)
         self.timing = Timing(task_seconds=task_seconds, init_seconds=init_seconds,
-                             stop_seconds=min(task_seconds, 2.0) if stop_seconds is None else stop_seconds)
+                             stop_seconds=min(task_seconds, 2.0) if stop_seconds is None else stop_seconds,
+                             clock_origin=clock_origin)
         self.stats = Stats()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -70,8 +104,11 @@ class LocalGroundTruth:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.teams = WorkteamStore(account=self.account,
-                                   cognito_check=lambda member: cognito_problem(self._internal("cognito-idp"), member))
+        # Cognito ids derived from names, not random: work teams in the state file keep pointing at
+        # the pool and app client that bootstrap re-creates after a restart.
+        os.environ.setdefault("MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY", "HASH")
+        os.environ.setdefault("MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY", "HASH")
+        self.store = StateStore(self.state_dir / STATE_FILE if self.state_dir else None)
         app = Dispatcher(handlers={}, moto_app=DomainDispatcherApplication(create_backend_app),
                          faults=self.fault_state, stats=self.stats, default_region=self.region,
                          extra_admin={"/_smgt/jobs": self._job_statuses})
@@ -81,9 +118,18 @@ class LocalGroundTruth:
         self._thread.start()
 
         self.s3 = S3(self._internal("s3"))
+        simulated = SimulatedWorkforce(self.s3, task_seconds=self.timing.task_seconds,
+                                       init_seconds=self.timing.init_seconds)
+        self.workforces = Workforces(self._chosen_workforce or simulated, simulated)
+        self.teams = WorkteamStore(account=self.account, store=self.store,
+                                   portal_url=self.workforces.chosen.portal_url(),
+                                   cognito_check=lambda member: cognito_problem(self._internal("cognito-idp"), member))
         self.lifecycle = Lifecycle(s3=self.s3, timing=self.timing, faults=self.fault_state, seed=self.seed,
-                                   region=self.region, workers_for=self._workers_for, issuer="")
-        self.jobs = JobStore(account=self.account, validate=self._validate, start=self.lifecycle.start)
+                                   region=self.region, workers_for=self._workers_for, issuer="",
+                                   workforces=self.workforces)
+        self.jobs = JobStore(account=self.account, validate=self._validate, start=self.lifecycle.start,
+                             store=self.store, choose_workforce=self._choose_workforce)
+        running = self.jobs.load()
         app.handlers.update({
             "CreateLabelingJob": self.jobs.create,
             "DescribeLabelingJob": lambda r, _region: self.jobs.get(r.get("LabelingJobName")).describe(),
@@ -96,6 +142,10 @@ class LocalGroundTruth:
         })
         self.resources = bootstrap(self.client, self.teams, self.settings)
         self.lifecycle.issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.resources.user_pool_id}"
+        for job in running:  # after bootstrap: their workers are Cognito users again
+            log.info("resuming labeling job %s (%s, %d of %d data objects finished)", job.name, job.status,
+                     job.human_labeled + job.failed, job.total)
+            self.lifecycle.start(job)
         return self
 
     def stop(self) -> None:
@@ -103,6 +153,11 @@ class LocalGroundTruth:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if getattr(self, "jobs", None) is not None:
+            self.lifecycle.shutdown(self.jobs.all())  # job threads exit; the state file stays as it is
+            self.wait_idle(timeout=10)
+        if getattr(self, "store", None) is not None:
+            self.store.close()
 
     def __enter__(self) -> LocalGroundTruth:
         return self.start()
@@ -121,24 +176,46 @@ class LocalGroundTruth:
         assert self.resources is not None, "start() the emulator first"
         return self.resources.queue_url
 
+    @property
+    def access_key(self) -> str:
+        # One key pair for everything: the S3 store checks it, the emulator accepts any.
+        return self.s3_store.access_key if self.s3_store else ACCESS_KEY
+
+    @property
+    def secret_key(self) -> str:
+        return self.s3_store.secret_key if self.s3_store else SECRET_KEY
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return self.s3_store.endpoint_url if self.s3_store else self.endpoint_url
+
     def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for `service` on this deployment (S3 on the S3 store, the rest here)."""
         # Standard retries (10 attempts) so callers ride out injected throttling, as on AWS.
         kwargs.setdefault("config", Config(retries={"mode": "standard", "max_attempts": 10}))
         kwargs.setdefault("region_name", self.region)
+        endpoint = self.s3_endpoint_url if service == "s3" else self.endpoint_url
         return boto3.session.Session().client(
-            service, endpoint_url=self.endpoint_url, aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY, **kwargs)
+            service, endpoint_url=endpoint, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, **kwargs)
 
     def env(self) -> dict[str, str]:
-        """Environment for Airflow processes (and any boto3 user) to talk to this emulator."""
-        conn = {"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY,
-                "extra": {"endpoint_url": self.endpoint_url, "region_name": self.region}}
-        return {
-            f"AIRFLOW_CONN_{self.settings.aws_conn_id.upper()}": json.dumps(conn),
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
-            "SMGT_REGION": self.region,
-        }
+        """Environment for Airflow processes (and any boto3 user) to talk to this deployment.
+
+        S3 goes to the S3 store through per-service endpoints: the Airflow connection's
+        `service_config.s3.endpoint_url` and boto3's `AWS_ENDPOINT_URL_S3`; every other service
+        (SageMaker, SNS, SQS, Cognito) to this emulator.
+        """
+        extra: dict[str, Any] = {"endpoint_url": self.endpoint_url, "region_name": self.region}
+        env = {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+               "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
+               "SMGT_REGION": self.region}
+        if self.s3_store:
+            extra["service_config"] = {"s3": {"endpoint_url": self.s3_store.endpoint_url}}
+            env["AWS_ENDPOINT_URL_S3"] = self.s3_store.endpoint_url
+        conn = {"conn_type": "aws", "login": self.access_key, "password": self.secret_key, "extra": extra}
+        env[f"AIRFLOW_CONN_{self.settings.aws_conn_id.upper()}"] = json.dumps(conn)
+        return env
 
     def set_faults(self, faults: Faults | dict[str, Any] | None = None, **kwargs: Any) -> Faults:
         """Replace the faults: `set_faults({"throttle_rate": 0.5})` or `set_faults(throttle_rate=0.5)`."""
@@ -176,6 +253,9 @@ class LocalGroundTruth:
             users = idp.list_users_in_group(UserPoolId=cognito["UserPool"], GroupName=cognito["UserGroup"])["Users"]
             workers.extend(worker_from_cognito(u, self.region) for u in users)
         return sorted(workers, key=lambda w: w.username)
+
+    def _choose_workforce(self, spec: JobSpec) -> str:
+        return self.workforces.for_modality(spec.modality).name
 
     def _job_statuses(self) -> dict[str, Any]:
         return {j.name: j.status for j in self.jobs.all()}

@@ -1,8 +1,10 @@
 """Labeling-job records and the SageMaker actions on them (create, describe, list, stop).
 
 Names are kept forever and compared case-insensitively, as GT does: a name cannot be reused after
-the job completed, failed or stopped. Responses carry the fields boto3's output shapes mark as
-required, with timestamps as epoch seconds (the JSON protocol's encoding).
+the job completed, failed or stopped, nor after the emulator restarted (the state file keeps it).
+Every change of a job (create, status, counters) is written to the `StateStore` before the call or
+step that made it returns. Responses carry the fields boto3's output shapes mark as required, with
+timestamps as epoch seconds (the JSON protocol's encoding).
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from typing import Any
 
 from .errors import ResourceInUse, ResourceNotFound, ValidationException
 from .outputs import output_manifest_uri
+from .state import NameTaken, StateStore
 from .validation import JobSpec
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 STATUSES = {"Initializing", "InProgress", "Completed", "Failed", "Stopping", "Stopped"}
+# Tag the emulator adds to DescribeLabelingJob so callers can tell who labeled a job (GT has no
+# such field; tags are free-form and come back through botocore's response shape).
+WORKFORCE_TAG = "smgt-local:workforce"
 
 
 @dataclass
@@ -29,17 +35,22 @@ class LabelingJob:
     request: dict[str, Any]
     spec: JobSpec
     account: str
+    workforce: str = "simulated"
     created: float = field(default_factory=time.time)
     status: str = "Initializing"
     failure_reason: str | None = None
     human_labeled: int = 0
     failed: int = 0
     modified: float = 0.0
+    workforce_state: dict[str, Any] = field(default_factory=dict)
+    store: StateStore | None = field(default=None, repr=False)
     stop_requested: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.modified = self.created
-        self.lock = threading.Lock()
+        self.modified = self.modified or self.created
+        self.lock = threading.RLock()
+        if self.status == "Stopping":
+            self.stop_requested.set()
 
     @property
     def total(self) -> int:
@@ -57,18 +68,51 @@ class LabelingJob:
     def output_uri(self) -> str:
         return output_manifest_uri(self.spec.output_path, self.name)
 
+    def row(self) -> dict[str, Any]:
+        """The job as a `StateStore` row."""
+        return {"name": self.name, "arn": self.arn, "account": self.account, "request": self.request,
+                "spec": self.spec.to_dict(), "workforce": self.workforce, "workforce_state": self.workforce_state,
+                "status": self.status, "failure_reason": self.failure_reason, "human_labeled": self.human_labeled,
+                "failed": self.failed, "created": self.created, "modified": self.modified}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], store: StateStore) -> LabelingJob:
+        return cls(name=row["name"], arn=row["arn"], request=row["request"], spec=JobSpec.from_dict(row["spec"]),
+                   account=row["account"], workforce=row["workforce"], created=row["created"],
+                   status=row["status"], failure_reason=row["failure_reason"], human_labeled=row["human_labeled"],
+                   failed=row["failed"], modified=row["modified"], workforce_state=row["workforce_state"],
+                   store=store)
+
     def set_status(self, status: str, reason: str | None = None) -> None:
         with self.lock:
             self.status = status
             if reason is not None:
                 self.failure_reason = reason
             self.modified = time.time()
+            if self.store is not None:
+                self.store.update_job(self.name, status=self.status, failure_reason=self.failure_reason,
+                                      modified=self.modified)
 
-    def count(self, *, labeled: int = 0, failed: int = 0) -> None:
+    def record(self, index: int, *, line: dict[str, Any] | None = None, failure: str | None = None) -> bool:
+        """Record a finished data object (durably) and count it; False if it was recorded before."""
         with self.lock:
-            self.human_labeled += labeled
-            self.failed += failed
-            self.modified = time.time()
+            modified = time.time()
+            if self.store is not None and not self.store.record_object(self.name, index, line=line, failure=failure,
+                                                                       modified=modified):
+                return False
+            if line is not None:
+                self.human_labeled += 1
+            else:
+                self.failed += 1
+            self.modified = modified
+            return True
+
+    def save_workforce_state(self, **values: Any) -> None:
+        """Persist the workforce's own ids for this job (e.g. its Label Studio project)."""
+        with self.lock:
+            self.workforce_state = {**self.workforce_state, **values}
+            if self.store is not None:
+                self.store.update_job(self.name, workforce_state=self.workforce_state)
 
     def counters(self) -> dict[str, int]:
         return {"TotalLabeled": self.human_labeled, "HumanLabeled": self.human_labeled, "MachineLabeled": 0,
@@ -89,9 +133,10 @@ class LabelingJob:
             "InputConfig": r["InputConfig"], "OutputConfig": r["OutputConfig"], "RoleArn": r["RoleArn"],
             "HumanTaskConfig": r["HumanTaskConfig"],
         }
-        for key in ("LabelCategoryConfigS3Uri", "StoppingConditions", "LabelingJobAlgorithmsConfig", "Tags"):
+        for key in ("LabelCategoryConfigS3Uri", "StoppingConditions", "LabelingJobAlgorithmsConfig"):
             if key in r:
                 out[key] = r[key]
+        out["Tags"] = [*r.get("Tags", []), {"Key": WORKFORCE_TAG, "Value": self.workforce}]
         if self.failure_reason:
             out["FailureReason"] = self.failure_reason
         if (output := self._output()) is not None:
@@ -128,12 +173,23 @@ class LabelingJob:
 
 class JobStore:
     def __init__(self, *, account: str, validate: Callable[[dict[str, Any], str], JobSpec],
-                 start: Callable[[LabelingJob], None]) -> None:
+                 start: Callable[[LabelingJob], None], store: StateStore,
+                 choose_workforce: Callable[[JobSpec], str] = lambda spec: "simulated") -> None:
         self.account = account
         self._validate = validate
         self._start = start
+        self._choose = choose_workforce
+        self.store = store
         self._jobs: dict[str, LabelingJob] = {}  # lower-case name -> job, never removed
         self._lock = threading.Lock()
+
+    def load(self) -> list[LabelingJob]:
+        """Read every job from the state file (after a restart); returns those still running."""
+        with self._lock:
+            for row in self.store.jobs():
+                job = LabelingJob.from_row(row, self.store)
+                self._jobs[job.name.lower()] = job
+            return [j for j in self._jobs.values() if j.status not in TERMINAL]
 
     def get(self, name: Any) -> LabelingJob:
         job = self._jobs.get(name.lower()) if isinstance(name, str) else None
@@ -148,15 +204,18 @@ class JobStore:
     def create(self, request: dict[str, Any], region: str) -> dict[str, Any]:
         name = request.get("LabelingJobName")
         if isinstance(name, str) and name.lower() in self._jobs:
-            raise ResourceInUse(f"Job name {name} must be unique within an AWS account and region, "
-                                "and a job with this name already exists")
+            raise _name_taken(name)
         spec = self._validate(request, region)  # reads S3: outside the lock
         arn = f"arn:aws:sagemaker:{region}:{self.account}:labeling-job/{name.lower()}"
-        job = LabelingJob(name=name, arn=arn, request=request, spec=spec, account=self.account)
+        job = LabelingJob(name=name, arn=arn, request=request, spec=spec, account=self.account,
+                          workforce=self._choose(spec), store=self.store)
         with self._lock:
-            if name.lower() in self._jobs:  # a concurrent create of the same name won the race
-                raise ResourceInUse(f"Job name {name} must be unique within an AWS account and region, "
-                                    "and a job with this name already exists")
+            try:
+                # The state file's primary key decides a race between two creates of one name, and
+                # the job is on disk before CreateLabelingJob answers.
+                self.store.insert_job(job.row())
+            except NameTaken:
+                raise _name_taken(name) from None
             self._jobs[name.lower()] = job
         self._start(job)
         return {"LabelingJobArn": arn}
@@ -167,8 +226,7 @@ class JobStore:
             if job.status in TERMINAL:
                 raise ValidationException(f"Job {job.name} is in status {job.status} and cannot be stopped")
             if job.status != "Stopping":
-                job.status = "Stopping"
-                job.modified = time.time()
+                job.set_status("Stopping")
         job.stop_requested.set()
         return {}
 
@@ -227,3 +285,8 @@ def _paginate(items: list, params: dict[str, Any]) -> tuple[list, str | None]:
         raise ValidationException(f"Invalid NextToken {token}") from None
     page = items[start:start + limit]
     return page, (str(start + limit) if start + limit < len(items) else None)
+
+
+def _name_taken(name: str) -> ResourceInUse:
+    return ResourceInUse(f"Job name {name} must be unique within an AWS account and region, "
+                         "and a job with this name already exists")

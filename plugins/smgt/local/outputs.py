@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .labels_common import Labeled, Task
 from .s3io import S3
-from .workforce import Labeled, Task
+
+if TYPE_CHECKING:
+    from .workforce import Answer
 
 
 @dataclass(frozen=True)
@@ -34,21 +37,25 @@ def _iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def write_object(s3: S3, task: Task, labeled: Labeled, worker: Worker, *, output_path: str,
-                 submitted: datetime, seconds_spent: float, issuer: str) -> dict[str, Any]:
-    """Write the worker response and consolidated files of one data object; return its manifest line."""
+def write_object(s3: S3, task: Task, labeled: Labeled, answers: list[Answer], *, output_path: str,
+                 issuer: str) -> dict[str, Any]:
+    """Write the worker responses and consolidated files of one data object; return its manifest line.
+
+    Files are written before the line is returned, and the line only reaches the output manifest
+    (published last) after that, so a reader never finds a label whose files are missing.
+    """
     for uri, body in labeled.files.items():
         s3.put_bytes(uri, body, "image/png" if uri.endswith(".png") else "application/octet-stream")
-    accepted = submitted - timedelta(seconds=seconds_spent)
     response = {"answers": [{
-        "acceptanceTime": _iso_ms(accepted),
-        "answerContent": labeled.answer,
-        "submissionTime": _iso_ms(submitted),
-        "timeSpentInSeconds": round(seconds_spent, 3),
-        "workerId": worker.worker_id,
+        "acceptanceTime": _iso_ms(a.submitted - timedelta(seconds=a.seconds)),
+        "answerContent": a.content,
+        "submissionTime": _iso_ms(a.submitted),
+        "timeSpentInSeconds": round(a.seconds, 3),
+        "workerId": a.worker.worker_id,
         "workerMetadata": {"identityData": {"identityProviderType": "Cognito", "issuer": issuer,
-                                            "sub": worker.sub}},
-    }]}
+                                            "sub": a.worker.sub}},
+    } for a in answers]}
+    submitted = max(a.submitted for a in answers)
     stamp = submitted.strftime("%Y-%m-%d_%H:%M:%S.%f")
     s3.put_json(f"{output_path}/{task.job_name}/annotations/worker-response/iteration-1/"
                 f"{task.index}/{stamp}.json", response)

@@ -23,6 +23,7 @@ from smgt.registry import (
     MediaKind,
     Modality,
     UnknownModalityError,
+    get_modality,
     modality_for_task_type,
 )
 
@@ -48,6 +49,16 @@ class JobSpec:
     manifest_lines: list[dict[str, Any]]
     category_config: dict[str, Any]
     output_path: str  # S3OutputPath without a trailing slash
+
+    def to_dict(self) -> dict[str, Any]:
+        # GT snapshots the input manifest and label config at create; so does the state file.
+        return {"modality": self.modality.name, "manifest_lines": self.manifest_lines,
+                "category_config": self.category_config, "output_path": self.output_path}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        return cls(modality=get_modality(data["modality"]), manifest_lines=data["manifest_lines"],
+                   category_config=data["category_config"], output_path=data["output_path"])
 
 
 def _fail(field: str, value: Any, rule: str) -> ValidationException:

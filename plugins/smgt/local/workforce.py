@@ -1,43 +1,101 @@
-"""The simulated workforce: what a worker answers for one data object, per modality.
+"""Who labels a job's data objects: the seam between a labeling job's lifecycle and its workforce.
 
-Workers are deterministic for a seed: every random choice comes from a `random.Random` seeded with
-(seed, job name, data object index), so a re-run of the same job writes the same labels. Reference
-labels next to the input (see references.py) are used when present.
+The lifecycle (`lifecycle.py`) owns everything GT owns: status, counters, faults, expiry, stop, the
+output files and their durability. A workforce only turns pending data objects into finished
+`ObjectResult`s. Two peers implement it, each in its own module:
 
-Each `label_*` function returns a `Labeled`: the value for the output manifest's label attribute
-(inline JSON or an S3 URI of a file it asks to write), extra metadata keys, and the worker's raw
-answer. outputs.py turns that into Ground Truth's file layout.
+    simulated.SimulatedWorkforce              deterministic simulated workers (the default)
+    labelstudio.workforce.LabelStudioWorkforce  people labeling in Label Studio
 
-Adjustment tasks start from the parent's labels (named by `auditLabelAttributeName` in the category
-config), change a share of them, mark changed objects through the audit config's attributes and set
-`adjustment-status`.
+Nothing else in the emulator knows which one runs: the choice is made per job at CreateLabelingJob
+(`Workforces.for_modality`), recorded with the job, and kept across restarts.
 """
 
 from __future__ import annotations
 
-from .labels_cloud import label_cloud_detection, label_cloud_segmentation, label_cloud_tracking
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from smgt.registry import Modality
+
 from .labels_common import Labeled, Task
-from .labels_image import label_image_boxes, label_image_segmentation
-from .labels_video import label_video
-from .s3io import S3
+from .outputs import Worker
 
-__all__ = ["Labeled", "Task", "label"]
+if TYPE_CHECKING:
+    from .jobs import LabelingJob
 
-_BY_BASE = {
-    "VideoObjectTracking": label_video,
-    "VideoObjectDetection": label_video,
-    "BoundingBox": label_image_boxes,
-    "SemanticSegmentation": label_image_segmentation,
-    "PointCloudObjectDetection": label_cloud_detection,
-    "PointCloudObjectTracking": label_cloud_tracking,
-    "PointCloudSemanticSegmentation": label_cloud_segmentation,
-}
+WORKFORCE_NAMES = ("simulated", "labelstudio")
 
 
-def label(task: Task, s3: S3) -> Labeled:
-    """One worker's answer to one task (audits included: they share their base modality's worker)."""
-    try:
-        worker = _BY_BASE[task.modality.base]
-    except KeyError:
-        raise ValueError(f"no simulated worker for {task.modality.name}") from None
-    return worker(task, s3)
+@dataclass(frozen=True)
+class Answer:
+    """One worker's submission for one data object (a record of GT's worker-response file)."""
+
+    worker: Worker
+    content: dict[str, Any]  # answerContent
+    submitted: datetime  # UTC
+    seconds: float  # time the worker spent on the task
+
+
+@dataclass
+class ObjectResult:
+    """A finished data object: labeled (with every worker's answer) or failed with a reason."""
+
+    index: int
+    labeled: Labeled | None = None
+    answers: list[Answer] = field(default_factory=list)
+    failure: str | None = None
+
+
+@dataclass
+class JobRun:
+    """What a workforce is handed for one job (a new job, or one resumed after a restart)."""
+
+    job: LabelingJob
+    tasks: list[Task]  # the data objects still to label, in input-manifest order
+    workers: list[Worker]  # members of the job's work team
+    origin: datetime  # the job's clock origin: its creation time (or a fixed one, see Timing)
+    wait: Callable[[float], bool]  # sleep up to N s; True once the job must stop (StopLabelingJob or expiry)
+
+    @property
+    def stopping(self) -> bool:
+        return self.wait(0)
+
+
+class Workforce(Protocol):
+    name: str
+
+    def supports(self, modality: Modality) -> bool:
+        """Whether this workforce can label the modality (Label Studio has no point-cloud tool)."""
+
+    def label(self, run: JobRun) -> Iterator[ObjectResult]:
+        """Yield each data object of `run.tasks` as it is finished, in any order.
+
+        Return when every task is finished, or once `run.wait` says stop, after yielding what was
+        finished by then (GT keeps work submitted before a stop). Must be safe to call again for the
+        same job after a restart with the remaining tasks: nothing already yielded is relabeled.
+        """
+
+    def portal_url(self) -> str | None:
+        """Where workers log in to label (DescribeWorkteam's SubDomain), or None."""
+
+
+class Workforces:
+    """The workforce chosen for the deployment, with the simulated one for what it cannot label."""
+
+    def __init__(self, chosen: Workforce, fallback: Workforce) -> None:
+        self.chosen = chosen
+        self.fallback = fallback
+        self.by_name = {chosen.name: chosen, fallback.name: fallback}
+
+    def for_modality(self, modality: Modality) -> Workforce:
+        return self.chosen if self.chosen.supports(modality) else self.fallback
+
+    def get(self, name: str) -> Workforce:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise ValueError(f"workforce {name!r} is not running in this emulator (have: {sorted(self.by_name)});"
+                             " start it with the workforce the job was created with") from None

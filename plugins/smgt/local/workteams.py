@@ -1,8 +1,8 @@
 """Private work teams (CreateWorkteam, DescribeWorkteam, ListWorkteams) backed by Cognito groups.
 
 A team is only accepted if its Cognito user pool, group and app client exist (checked through the
-embedded Cognito, as GT checks the real one). The simulated workers of a job are the users of the
-team's groups.
+embedded Cognito, as GT checks the real one). The workers of a job are the users of the team's
+groups. Teams are kept in the state file and loaded again after a restart.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ResourceInUse, ValidationException
+from .state import StateStore
 
 TEAM_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
@@ -30,6 +31,7 @@ class Workteam:
     account: str
     notification: dict[str, Any] | None = None
     created: float = field(default_factory=time.time)
+    sub_domain: str | None = None  # where workers log in; GT's own labeling portal domain by default
 
     def describe(self) -> dict[str, Any]:
         digest = hashlib.sha1(f"{self.account}:{self.region}".encode()).hexdigest()[:10]
@@ -37,7 +39,7 @@ class Workteam:
             "WorkteamName": self.name, "MemberDefinitions": self.members, "WorkteamArn": self.arn,
             "WorkforceArn": f"arn:aws:sagemaker:{self.region}:{self.account}:workforce/default",
             "ProductListingIds": [], "Description": self.description,
-            "SubDomain": f"{digest}.labeling.{self.region}.sagemaker.aws",
+            "SubDomain": self.sub_domain or f"{digest}.labeling.{self.region}.sagemaker.aws",
             "CreateDate": self.created, "LastUpdatedDate": self.created,
         }
         if self.notification:
@@ -46,11 +48,22 @@ class Workteam:
 
 
 class WorkteamStore:
-    def __init__(self, *, account: str, cognito_check: Callable[[dict[str, Any]], str | None]) -> None:
+    def __init__(self, *, account: str, cognito_check: Callable[[dict[str, Any]], str | None],
+                 store: StateStore, portal_url: str | None = None) -> None:
         self.account = account
         self._check = cognito_check  # returns a problem message or None
+        self.store = store
+        self.portal_url = portal_url  # the workforce's labeling portal (Label Studio), shown as SubDomain
         self._teams: dict[str, Workteam] = {}  # arn -> team
         self._lock = threading.Lock()
+        for row in store.teams():
+            self._add(row["arn"], row["request"], row["region"], row["created"])
+
+    def _add(self, arn: str, request: dict[str, Any], region: str, created: float) -> Workteam:
+        team = Workteam(request["WorkteamName"], arn, request["MemberDefinitions"], request["Description"], region,
+                        self.account, request.get("NotificationConfiguration"), created, self.portal_url)
+        self._teams[arn] = team
+        return team
 
     def exists(self, arn: str) -> bool:
         return arn in self._teams
@@ -80,8 +93,9 @@ class WorkteamStore:
         with self._lock:
             if arn in self._teams:
                 raise ResourceInUse(f"Workteam {name} already exists")
-            self._teams[arn] = Workteam(name, arn, members, description, region, self.account,
-                                        request.get("NotificationConfiguration"))
+            created = time.time()
+            self.store.insert_team(arn, request, region, created)
+            self._add(arn, request, region, created)
         return {"WorkteamArn": arn}
 
     def describe(self, request: dict[str, Any], region: str) -> dict[str, Any]:
