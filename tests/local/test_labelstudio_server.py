@@ -10,8 +10,12 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -408,3 +412,28 @@ def test_no_outbound_attempt_but_heidi_tips(trap: ProxyTrap) -> None:
     """After everything above (starts, restarts, logins, S3 via 127.0.0.1): Label Studio tried no
     outbound HTTP other than the /heidi-tips/ fetch we provoked (no PyPI check, Sentry, telemetry)."""
     assert all("raw.githubusercontent.com" in line for line in trap.requests), trap.requests
+
+
+def test_serve_cli_prints_ready_and_stops_on_sigterm(server: LabelStudioServer, project: dict[str, Any]) -> None:
+    """`python -m smgt.local.labelstudio.server serve` on the same data dir (the module's server stopped
+    meanwhile): one ready line, the data is there, SIGTERM stops Label Studio and the wrapper exits 0."""
+    server.stop()
+    argv = [sys.executable, "-m", "smgt.local.labelstudio.server", "serve", "--data-dir", str(server.data_dir),
+            "--port", str(server.port), "--admin-email", ADMIN[0], "--admin-password", ADMIN[1], "--token", ADMIN[2]]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugins")}
+    cli = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = cli.stdout.readline()  # blocks until ready (or the wrapper exits)
+        match = re.fullmatch(r"labelstudio ready url=(\S+) pid=(\d+) data_dir=.*\n", line)
+        assert match, (line, cli.stderr.read() if cli.poll() is not None else "")
+        assert match[1] == server.url
+        with LabelStudioClient(server.url, ADMIN[2]) as client:
+            assert client.get_project(project["id"])["title"] == "Label Studio test"
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(30) == 0
+        assert not psutil.pid_exists(int(match[2])) and not server.healthy()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    server.start()  # the module's teardown stops it again

@@ -301,7 +301,8 @@ class LabelStudioServer:
         """SIGKILL to the process group (a crash, as far as Label Studio can tell); returns the exit code."""
         if self._proc is None:
             return None
-        self._signal_group(signal.SIGKILL)
+        if self._proc.poll() is None:  # never signal a group whose leader was reaped: the id may be reused
+            self._signal_group(signal.SIGKILL)
         return self._proc.wait()
 
     def __enter__(self) -> LabelStudioServer:
