@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -136,6 +137,16 @@ def test_multipart_upload_and_presigned_get(store):
     assert requests.get(tampered, timeout=10).status_code == 403
 
 
+def test_one_data_dir_serves_one_weed_only(store):
+    saved = (store.data_dir / "ports.json").read_text()
+    other = SeaweedFS(store.data_dir, s3_port=free_port(), **KEYS,
+                      ports={key: free_port() for key in ("master", "volume", "filer", "admin")})
+    with pytest.raises(SeaweedFSError, match=rf"in use by another weed \(pid {store.pid}\)"):
+        other.start()
+    assert not other.alive and store.healthy()
+    assert (store.data_dir / "ports.json").read_text() == saved
+
+
 def test_sigkill_then_restart_keeps_every_acknowledged_object(fresh, store):
     fresh.start()
     assert store.healthy()  # two instances side by side
@@ -237,7 +248,7 @@ def test_busy_port_is_an_error_naming_it(tmp_path):
 def test_port_taken_after_the_check_is_still_an_error_naming_it(tmp_path, monkeypatch, key):
     """weed's own handling, for a port taken between start()'s check and weed's bind: a busy gRPC port
     is silently replaced (caught by the listening-ports check), a busy HTTP port makes weed exit 1."""
-    monkeypatch.setattr(seaweedfs, "_ensure_free", lambda name, port: None)
+    monkeypatch.setattr(seaweedfs, "_ensure_free", lambda name, port, data_dir: None)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -261,18 +272,43 @@ def test_stop_ends_the_process_group_within_the_grace_period(fresh):
     assert fresh.stop() == 0  # idempotent
 
 
-def test_cli_serve_runs_in_the_foreground_and_stops_on_sigterm(tmp_path):
-    port = free_port()
+def serve(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], psutil.Process]:
+    """`python -m smgt.local.seaweedfs serve ...` once it printed its ready line, and weed's process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smgt.local.seaweedfs", "serve", "--data-dir", str(tmp_path / "data"),
+        [sys.executable, "-m", "smgt.local.seaweedfs", "serve", "--data-dir", str(data_dir),
          "--s3-port", str(port), "--access-key", KEYS["access_key"], "--secret-key", KEYS["secret_key"],
-         "--memory-limit", "256MiB"], stdout=subprocess.PIPE, text=True, env=env)
+         "--memory-limit", "256MiB"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    match = re.match(rf"SeaweedFS S3 ready on http://127.0.0.1:{port} \(pid (\d+),", line)
+    if not match:
+        proc.kill()
+        pytest.fail(f"no ready line: {line!r} {proc.communicate()}")
+    return proc, psutil.Process(int(match[1]))
+
+
+def test_socket_cleanup_removes_only_sockets_nobody_listens_on(tmp_path):
+    """After weed is gone its /tmp sockets are removed, but a live one (another weed that took the port
+    since) must stay: that weed's components reach each other only through it."""
+    paths = {name: tmp_path / f"seaweedfs-s3-{name}.sock" for name in ("live", "stale")}
+    socks = {}
+    for name, path in paths.items():
+        socks[name] = socket.socket(socket.AF_UNIX)
+        socks[name].bind(str(path))
+        socks[name].listen()
+    socks["stale"].close()  # the file stays, nothing listens: what SIGKILL leaves behind
     try:
-        line = proc.stdout.readline()
-        match = re.match(rf"SeaweedFS S3 ready on http://127.0.0.1:{port} \(pid (\d+),", line)
-        assert match, line
-        weed = psutil.Process(int(match[1]))
+        for path in paths.values():
+            seaweedfs._remove_if_stale(path)
+        assert paths["live"].exists() and not paths["stale"].exists()
+    finally:
+        socks["live"].close()
+
+
+def test_cli_serve_runs_in_the_foreground_and_stops_on_sigterm(tmp_path):
+    port = free_port()
+    proc, weed = serve(tmp_path / "data", port)
+    try:
         assert weed.environ()["GOMEMLIMIT"] == "256MiB"
         client = SeaweedFS(tmp_path / "data", s3_port=port, **KEYS).client()
         assert client.list_buckets()["Buckets"] == []
@@ -283,6 +319,37 @@ def test_cli_serve_runs_in_the_foreground_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_cli_serve_exits_with_an_error_when_weed_dies(tmp_path):
+    proc, weed = serve(tmp_path / "data", free_port())
+    try:
+        weed.kill()
+        assert proc.wait(10) == 128 + signal.SIGKILL
+        assert "weed exited with status -9" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_weed_orphaned_by_a_killed_manager_keeps_its_data_dir_locked(tmp_path):
+    port = free_port()
+    proc, weed = serve(tmp_path / "data", port)
+    try:
+        proc.kill()  # the manager dies without stopping weed (its own process group)
+        proc.wait()
+        assert weed.is_running()
+        again = SeaweedFS(tmp_path / "data", s3_port=port, **KEYS)
+        with pytest.raises(SeaweedFSError, match=rf"in use by another weed \(pid {weed.pid}\)"):
+            again.start()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(weed.pid, signal.SIGKILL)  # started by this test, through the CLI
+        psutil.wait_procs([weed], timeout=10)
+    again.start()  # the lock went with weed
+    assert again.healthy()
+    again.kill()
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [

@@ -33,6 +33,7 @@ Layout of `data_dir` (created on start):
     logs/             weed's own log files (glog -logdir; otherwise they go to /tmp)
     identities.json   the S3 identities file (mode 0600), rewritten from the constructor on each start
     ports.json        the ports of the last start, reused by the next start of this data dir
+    lock              flock held by weed (and us) while it runs; contains weed's pid
     weed.log          weed's stdout/stderr (default `log_file`), appended by every start
 
 Not covered: the filer, master and volume HTTP ports answer unauthenticated requests from this
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import random
@@ -78,7 +80,9 @@ _FLAGS = {"s3": "s3.port", "s3_grpc": "s3.port.grpc", "master": "master.port",
           "admin_grpc": "admin.port.grpc"}
 # weed makes Unix sockets /tmp/seaweedfs-<service>-<port>.sock named by its ports (mini.go
 # RegisterLocalGrpcSocket, s3.go/filer.go localSocket defaults); some survive even a clean stop, so
-# the ones of its ports are removed once it is gone.
+# the ones of its ports are removed once it is gone, but only when nothing answers on them any more:
+# another weed may have taken the port since, and its components reach each other only through its
+# sockets (deleting a live one breaks that weed's internal gRPC).
 _SOCKET_DIR = Path("/tmp")
 # Chosen ports come from below Linux's default ephemeral range (32768-60999, net.ipv4.ip_local_port_range,
 # https://www.kernel.org/doc/html/latest/networking/ip-sysctl.html), so outgoing connections never take
@@ -91,7 +95,8 @@ _LOG_TAIL_LINES = 25
 
 
 class SeaweedFSError(RuntimeError):
-    """weed could not be started (port busy, exited, no S3 answer in time) or is missing."""
+    """weed could not be started (a port busy, the data dir in use by another weed, weed exited or S3
+    did not answer in time) or is missing. The message names the port / holder pid and has weed's log tail."""
 
 
 def find_weed() -> str:
@@ -115,10 +120,13 @@ class SeaweedFS:
     `ports`: the other ports by name (keys of PORT_KEYS: master, master_grpc, volume, volume_grpc,
     filer, filer_grpc, s3_grpc, admin; admin_grpc is always admin + 10000). Missing ones come from
     `data_dir/ports.json` (the last start's) or are chosen free; the ports used are saved there on
-    start, so restarting the same data dir reuses them. `memory_limit`: GOMEMLIMIT, e.g. "512MiB".
-    `weed`: the binary (default: `find_weed()`). `log_file`: weed's stdout/stderr (default
-    `data_dir/weed.log`, appended).
+    start, so restarting the same data dir reuses them; `self.ports` has all ten (with s3 and
+    admin_grpc). `memory_limit`: GOMEMLIMIT, e.g. "512MiB". `weed`: the binary (default:
+    `find_weed()`). `log_file`: weed's stdout/stderr (default `data_dir/weed.log`, appended).
+    `access_key`/`secret_key`: the only credentials S3 accepts (no anonymous access).
 
+    One weed per data dir: start() takes a lock that weed inherits, so it holds even if this process
+    dies and leaves weed running (weed is in its own process group, so it is not killed with us).
     Raises ValueError naming the field for a bad argument. Not thread-safe: one owner starts/stops it.
     """
 
@@ -141,6 +149,7 @@ class SeaweedFS:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self._probe: Any = None
+        self._lock_fd: int | None = None
         self._stray_ports: set[int] = set()  # ports weed took instead of assigned ones (sockets to clean)
 
     # -- public API ---------------------------------------------------------------------------
@@ -155,7 +164,7 @@ class SeaweedFS:
 
     @property
     def pid(self) -> int | None:
-        """weed's pid (also its process group id) while it runs or until stop()/kill() reaps it."""
+        """The pid (= process group id) of weed from the last start(); None before the first."""
         return self._proc.pid if self._proc is not None else None
 
     @property
@@ -173,20 +182,28 @@ class SeaweedFS:
         if self.alive:
             raise SeaweedFSError(f"already running (pid {self.pid})")
         self._reap()
-        for name, port in self.ports.items():
-            _ensure_free(name, port)
         store = self.data_dir / "store"
         store.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "logs").mkdir(exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.data_dir / "ports.json", json.dumps(self.ports, indent=2) + "\n", 0o644)
-        _write_atomic(self.data_dir / "identities.json", json.dumps(self._identities(), indent=2), 0o600)
-        env = {**os.environ, "GOMEMLIMIT": self.memory_limit}
-        with open(self.log_file, "ab") as log:
-            self._log_offset = log.tell()
-            self._proc = subprocess.Popen(
-                self._argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, cwd=store, start_new_session=True)
+        self._lock_fd = self._lock()
+        try:
+            for name, port in self.ports.items():
+                _ensure_free(name, port, self.data_dir)
+            (self.data_dir / "logs").mkdir(exist_ok=True)
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.data_dir / "ports.json", json.dumps(self.ports, indent=2) + "\n", 0o644)
+            _write_atomic(self.data_dir / "identities.json", json.dumps(self._identities(), indent=2), 0o600)
+            env = {**os.environ, "GOMEMLIMIT": self.memory_limit}
+            with open(self.log_file, "ab") as log:
+                self._log_offset = log.tell()
+                # weed inherits the lock: the data dir stays locked while it runs, even if we die.
+                self._proc = subprocess.Popen(
+                    self._argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=env, cwd=store, start_new_session=True, pass_fds=(self._lock_fd,))
+            os.ftruncate(self._lock_fd, 0)
+            os.pwrite(self._lock_fd, f"{self._proc.pid}\n".encode(), 0)
+        except BaseException:
+            self._unlock()
+            raise
         try:
             self._wait_ready(time.monotonic() + timeout, timeout)
         except BaseException:
@@ -281,17 +298,16 @@ class SeaweedFS:
         for key, port in given.items():
             _check_port(f"ports[{key!r}]", port)
         saved = self._saved_ports()
-        ports = {"s3": s3_port}
-        for key in PORT_KEYS:
-            if key in given:
-                ports[key] = given[key]
-            elif key in saved and saved[key] not in ports.values():
+        ports = {"s3": s3_port, **given}
+        for key in PORT_KEYS:  # then the last start's, unless taken by an explicit one
+            if key not in ports and key in saved and saved[key] not in ports.values():
                 ports[key] = saved[key]
         taken = set(ports.values())
         for key in PORT_KEYS:
             if key not in ports:
                 ports[key] = _pick_port(taken, pair=key == "admin")
                 taken.add(ports[key])
+        ports = {key: ports[key] for key in ("s3", *PORT_KEYS)}
         if ports["admin"] + ADMIN_GRPC_OFFSET > 65535:
             raise ValueError(f"ports['admin']: {ports['admin']} + {ADMIN_GRPC_OFFSET} (its gRPC port) > 65535")
         ports["admin_grpc"] = ports["admin"] + ADMIN_GRPC_OFFSET
@@ -312,6 +328,24 @@ class SeaweedFS:
             raise SeaweedFSError(f"{path}: unreadable ({err}); delete it to choose new ports") from err
         return {k: v for k, v in saved.items()
                 if k in PORT_KEYS and isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536}
+
+    def _lock(self) -> int:
+        """Lock `data_dir` (flock on data_dir/lock, which holds weed's pid): two weeds on one store
+        would both write its volumes. Raises SeaweedFSError if another process holds it."""
+        path = self.data_dir / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SeaweedFSError(f"{self.data_dir} is in use by another weed (pid {holder}); stop it first") from None
+        return fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock once weed's inherited copy is closed too
+            self._lock_fd = None
 
     def _identities(self) -> dict[str, Any]:
         return {"identities": [{
@@ -402,10 +436,24 @@ class SeaweedFS:
             self._proc.wait()
             for port in {*self.ports.values(), *self._stray_ports}:
                 for path in _SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock"):
-                    with contextlib.suppress(OSError):
-                        if stat.S_ISSOCK(path.lstat().st_mode):
-                            path.unlink()
+                    _remove_if_stale(path)
+        self._unlock()
         return self._proc.returncode
+
+
+def _remove_if_stale(path: Path) -> None:
+    """Delete the Unix socket `path` if no process listens on it (connect refused)."""
+    try:
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            return
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(1.0)
+            sock.connect(str(path))
+    except ConnectionRefusedError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _check_port(field: str, port: object) -> None:
@@ -426,10 +474,12 @@ def _bindable(port: int) -> OSError | None:
     return None
 
 
-def _ensure_free(name: str, port: int) -> None:
+def _ensure_free(name: str, port: int, data_dir: Path) -> None:
     err = _bindable(port)
     if err is not None:
-        raise SeaweedFSError(f"port {port} ({name}) is busy on {HOST}: {err.strerror}")
+        hint = "" if name == "s3" else (f"; the ports besides S3 come from `ports` or {data_dir}/ports.json"
+                                        " (delete it to choose free ones)")
+        raise SeaweedFSError(f"port {port} ({name}) is busy on {HOST}: {err.strerror}{hint}")
 
 
 def _pick_port(taken: set[int], *, pair: bool) -> int:
@@ -469,7 +519,8 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run weed in the foreground until SIGTERM/SIGINT/SIGHUP (then stop it) or until it exits.
-    Exit status 0 after a requested stop, weed's status (1 if 0) when it ended on its own."""
+    Exit status: 0 after a requested stop; when weed ended on its own, its status (128 + signal number
+    if a signal killed it, 1 if it exited with 0); 1 if it could not start."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
@@ -488,7 +539,7 @@ def serve(args: argparse.Namespace) -> int:
     if stop.is_set():
         return 0
     print(f"seaweedfs: weed exited with status {status}; log:\n{store.log_tail()}", file=sys.stderr, flush=True)
-    return status or 1
+    return 128 - status if status is not None and status < 0 else (status or 1)
 
 
 def main(argv: list[str] | None = None) -> int:
