@@ -17,9 +17,10 @@ server, authenticating with a token from `POST /auth/token` instead of SigV4:
 6. wait for COMPLETE and download the second level's first output manifest from its presigned
    `jobOutputS3Url`.
 
-S3 is reached with boto3's usual configuration (AWS_* variables, AWS_ENDPOINT_URL for the local
-emulator) or --endpoint-url; with neither, the endpoint of AIRFLOW_CONN_AWS_DEFAULT is used, so the
-environment of `python -m smgt.local serve` works as is. Exits non-zero on any failure.
+S3 is reached with boto3's usual configuration (AWS_* variables; AWS_ENDPOINT_URL_S3 or
+AWS_ENDPOINT_URL for a local deployment) or --endpoint-url; with neither, the S3 endpoint of
+AIRFLOW_CONN_AWS_DEFAULT is used, so the environment of `python -m smgt.local serve` or
+`scripts/up.sh` works as is. Exits non-zero on any failure.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def log(message: str) -> None:
 
 
 def endpoint_from_airflow_conn() -> str | None:
-    """endpoint_url of AIRFLOW_CONN_AWS_DEFAULT (JSON or URI form), if any."""
+    """The S3 endpoint of AIRFLOW_CONN_AWS_DEFAULT (JSON or URI form), if any: its
+    `service_config.s3.endpoint_url` (the amazon provider's per-service setting), else `endpoint_url`."""
     raw = os.environ.get("AIRFLOW_CONN_AWS_DEFAULT")
     if not raw:
         return None
@@ -73,7 +75,7 @@ def endpoint_from_airflow_conn() -> str | None:
         extra = json.loads(raw).get("extra") or {}
         if isinstance(extra, str):
             extra = json.loads(extra)
-        return extra.get("endpoint_url")
+        return (extra.get("service_config") or {}).get("s3", {}).get("endpoint_url") or extra.get("endpoint_url")
     values = parse_qs(urlsplit(raw).query).get("endpoint_url")
     return values[0] if values else None
 
@@ -222,7 +224,8 @@ def wait_for(api: BatchApi, batch_id: str, wanted: str, deadline: float, poll: f
 def run(args: argparse.Namespace) -> Path:
     settings = get_settings()
     bucket = args.input_bucket or settings.input_bucket
-    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or endpoint_from_airflow_conn()
+    endpoint = (args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+                or endpoint_from_airflow_conn())
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=args.region or settings.region)
     work_dir = Path(args.work_dir)
     deadline = time.monotonic() + args.timeout
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", required=True)
     parser.add_argument("--input-bucket", help="default: SMGT_INPUT_BUCKET / settings")
     parser.add_argument("--frames-dir", help="upload the demo video's .jpg frames from here first")
-    parser.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL or aws_default's)")
+    parser.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or aws_default's)")
     parser.add_argument("--region")
     parser.add_argument("--batch-id", help="default: nb-track-<random>")
     parser.add_argument("--rate", type=float, default=50, help="down-sampling rate to post (percent)")

@@ -2,12 +2,13 @@
 
     scripts/demo.sh            (= .venv/bin/python -m smgt.demo)
 
-Starts the local Ground Truth emulator (S3, SNS, Cognito, work teams, labeling jobs with a
-simulated workforce) and Airflow on SQLite + LocalExecutor (api-server, scheduler, dag-processor,
-triggerer), uploads the synthetic street video, then runs `examples/notebook_flow.py` against the
-batch API: create the batch, watch it wait for the down-sampling rate, answer 50 %, wait for
-COMPLETE, print the batch detail and where every output manifest is. Everything lives under
-.smgt/demo/ and is stopped at the end.
+Starts the local deployment (smgt.deployment) with the simulated workforce on a fresh state
+directory: S3 on SeaweedFS, the local Ground Truth emulator (SNS, Cognito, work teams, labeling jobs)
+and Airflow on SQLite + LocalExecutor (api-server, scheduler, dag-processor, triggerer); uploads the
+synthetic street video, then runs `examples/notebook_flow.py` against the batch API: create the
+batch, watch it wait for the down-sampling rate, answer 50 %, wait for COMPLETE, print the batch
+detail and where every output manifest is. Everything lives under .smgt/demo/ and is stopped at the
+end (scripts/up.sh keeps a deployment running instead).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from smgt.embedded import PASSWORDS, ROOT, EmbeddedAirflow
+from smgt.deployment import LocalDeployment
+from smgt.embedded import ROOT
 
 
 def print_detail(detail: dict) -> None:
@@ -46,36 +48,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50, help="down-sampling rate the QA manager answers")
     args = parser.parse_args(argv)
 
-    from smgt.local import LocalGroundTruth
-
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     print(f"[demo] state and logs in {work}", flush=True)
-    with LocalGroundTruth(port=0, task_seconds=args.task_seconds) as emulator:
-        print(f"[demo] local Ground Truth emulator on {emulator.endpoint_url}", flush=True)
-        emulator.upload_demo_data()
-        print("[demo] uploaded the synthetic street video (frames + MOT-style gt.txt)", flush=True)
-        print("[demo] starting Airflow (SQLite + LocalExecutor): api-server, scheduler, dag-processor, triggerer",
-              flush=True)
-        with EmbeddedAirflow(work / "airflow", aws_env=emulator.env()) as airflow:
-            print(f"[demo] Airflow UI/API on {airflow.url} (user admin, password {PASSWORDS['admin']})",
-                  flush=True)
-            env = dict(os.environ, **emulator.env())
-            batch_id = f"nb-track-{uuid.uuid4().hex[:8]}"
-            flow = subprocess.run(
-                [sys.executable, str(ROOT / "examples" / "notebook_flow.py"), "--base-url", airflow.url,
-                 "--username", "admin", "--password", PASSWORDS["admin"], "--rate", str(args.rate),
-                 "--batch-id", batch_id, "--work-dir", str(work / "notebook_flow_out")],
-                env=env, check=False,
-            )
-            if flow.returncode != 0:
-                print(f"[demo] the notebook flow failed; Airflow logs:\n{airflow.logs()}", flush=True)
-                return flow.returncode
-            detail = airflow.session("admin").get(f"{airflow.url}/smgt/batch/show",
-                                                  params={"batchId": batch_id}, timeout=30).json()
-            print_detail(detail)
-    print("[demo] done: emulator and Airflow stopped", flush=True)
+    print("[demo] starting SeaweedFS (S3), the local Ground Truth emulator and Airflow (SQLite + LocalExecutor):"
+          " api-server, scheduler, dag-processor, triggerer; uploading the synthetic street video", flush=True)
+    with LocalDeployment(work, workforce="simulated", task_seconds=args.task_seconds, init_seconds=0.0) as local:
+        assert local.airflow is not None
+        airflow = local.airflow
+        password = airflow.passwords["admin"]
+        print(f"[demo] S3 on {local.s3_store.endpoint_url}, Ground Truth on {local.emulator_url}", flush=True)
+        print(f"[demo] Airflow UI/API on {airflow.url} (user admin, password {password})", flush=True)
+        env = dict(os.environ, **local.env())
+        batch_id = f"nb-track-{uuid.uuid4().hex[:8]}"
+        flow = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "notebook_flow.py"), "--base-url", airflow.url,
+             "--username", "admin", "--password", password, "--rate", str(args.rate),
+             "--batch-id", batch_id, "--work-dir", str(work / "notebook_flow_out")],
+            env=env, check=False,
+        )
+        if flow.returncode != 0:
+            print(f"[demo] the notebook flow failed; Airflow logs:\n{airflow.logs()}", flush=True)
+            return flow.returncode
+        detail = airflow.session("admin").get(f"{airflow.url}/smgt/batch/show",
+                                              params={"batchId": batch_id}, timeout=30).json()
+        print_detail(detail)
+    print("[demo] done: every component stopped", flush=True)
     return 0
 
 

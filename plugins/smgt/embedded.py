@@ -11,6 +11,7 @@ environment says (the local emulator's `env()`, or real AWS).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,6 +53,7 @@ class EmbeddedAirflow:
         unpause: tuple[str, ...] = ("smgt_batch",),
         extra_env: dict[str, str] | None = None,
         startup_seconds: float = 180,
+        passwords: dict[str, str] | None = None,
     ) -> None:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,7 @@ class EmbeddedAirflow:
         self.url = f"http://127.0.0.1:{self.port}"
         self.unpause = unpause
         self.startup_seconds = startup_seconds
+        self.passwords = dict(passwords or PASSWORDS)
         self.processes: dict[str, subprocess.Popen] = {}
         self._tokens: dict[str, str] = {}
         self.env = self._environment(aws_env, extra_env or {})
@@ -67,7 +70,8 @@ class EmbeddedAirflow:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
         env.update(aws_env)
         passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps(PASSWORDS))
+        passwords.write_text(json.dumps(self.passwords))
+        passwords.chmod(0o600)
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
@@ -119,14 +123,7 @@ class EmbeddedAirflow:
             raise EmbeddedAirflowError("airflow db migrate failed:\n" + migrate.stdout[-3000:] + migrate.stderr[-3000:])
         try:
             for name in COMPONENTS:
-                command = [AIRFLOW, name]
-                if name == "api-server":
-                    command += ["--port", str(self.port), "--host", "127.0.0.1"]
-                with open(self.home / f"{name}.log", "ab") as log:
-                    self.processes[name] = subprocess.Popen(
-                        command, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
-                        start_new_session=True,  # own process group: stop() ends exactly its children
-                    )
+                self.start_component(name)
             self.wait_for(self._healthy, "the api-server")
             for dag_id in self.unpause:
                 self.wait_for(lambda d=dag_id: self.session("admin").get(
@@ -138,6 +135,35 @@ class EmbeddedAirflow:
             self.stop()
             raise
         return self
+
+    def start_component(self, name: str) -> subprocess.Popen:
+        """Start one component (again, e.g. after `kill`) in its own process group."""
+        if name not in COMPONENTS:
+            raise ValueError(f"component: {name!r} is not one of {COMPONENTS}")
+        old = self.processes.get(name)
+        if old is not None and old.poll() is None:
+            raise EmbeddedAirflowError(f"airflow {name} is already running (pid {old.pid})")
+        command = [AIRFLOW, name]
+        if name == "api-server":
+            command += ["--port", str(self.port), "--host", "127.0.0.1"]
+        with open(self.home / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                command, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stop()/kill() end exactly its children
+            )
+        return self.processes[name]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` (default SIGKILL: a crash) to one component's process group and reap it."""
+        proc = self.processes[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their leader
+
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self.processes.items() if proc.poll() is None}
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -182,7 +208,7 @@ class EmbeddedAirflow:
     def token(self, user: str) -> str:
         if user not in self._tokens:
             resp = requests.post(f"{self.url}/auth/token",
-                                 json={"username": user, "password": PASSWORDS[user]}, timeout=30)
+                                 json={"username": user, "password": self.passwords[user]}, timeout=30)
             resp.raise_for_status()
             self._tokens[user] = resp.json()["access_token"]
         return self._tokens[user]

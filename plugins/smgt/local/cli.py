@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from smgt.settings import get_settings
 
@@ -23,6 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--faults", help="JSON file of faults (see smgt.local.faults)")
     serve.add_argument("--demo-data", action="store_true", help="also upload the demo video")
+    serve.add_argument("--state-dir", default=os.environ.get("SMGT_LOCAL_STATE_DIR"),
+                       help="keep labeling jobs and work teams in DIR/gt.sqlite3 across restarts "
+                            "(env SMGT_LOCAL_STATE_DIR; default: in memory)")
+    serve.add_argument("--s3-endpoint-url", default=os.environ.get("SMGT_LOCAL_S3_ENDPOINT_URL"),
+                       help="S3-compatible store for all S3 traffic, e.g. SeaweedFS (env SMGT_LOCAL_S3_ENDPOINT_URL;"
+                            " default: moto's in-memory S3 in this process). Its keys come from "
+                            "SMGT_LOCAL_S3_ACCESS_KEY / SMGT_LOCAL_S3_SECRET_KEY")
+    serve.add_argument("--workforce", choices=("simulated", "labelstudio"),
+                       default=os.environ.get("SMGT_LOCAL_WORKFORCE", "simulated"),
+                       help="who labels: simulated workers, or people in Label Studio (env SMGT_LOCAL_WORKFORCE); "
+                            "point-cloud jobs always use the simulated workforce")
+    serve.add_argument("--clock-origin", type=float, default=None,
+                       help="fixed epoch seconds for the simulated workforce's timestamps (reproducible outputs)")
     data = sub.add_parser("demo-data", help="upload the demo video, sequence file and manifest")
     data.add_argument("--endpoint-url", required=True)
     data.add_argument("--frames", type=int, default=30)
@@ -41,11 +56,34 @@ def main(argv: list[str] | None = None) -> int:
     return _demo_data(args)
 
 
+def _s3_store(args: argparse.Namespace) -> Any:
+    from .emulator import S3Store
+
+    if not args.s3_endpoint_url:
+        return None
+    keys = {name: os.environ.get(name) for name in ("SMGT_LOCAL_S3_ACCESS_KEY", "SMGT_LOCAL_S3_SECRET_KEY")}
+    missing = [name for name, value in keys.items() if not value]
+    if missing:
+        raise SystemExit(f"--s3-endpoint-url needs {' and '.join(missing)} in the environment")
+    return S3Store(args.s3_endpoint_url, keys["SMGT_LOCAL_S3_ACCESS_KEY"], keys["SMGT_LOCAL_S3_SECRET_KEY"])
+
+
+def _workforce(args: argparse.Namespace, s3_store: Any) -> Any:
+    if args.workforce != "labelstudio":
+        return None
+    from .labelstudio.workforce import LabelStudioWorkforce
+
+    return LabelStudioWorkforce.from_env(s3_store=s3_store)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .emulator import LocalGroundTruth
 
+    s3_store = _s3_store(args)
     emu = LocalGroundTruth(port=args.port, host=args.host, task_seconds=args.task_seconds,
-                           init_seconds=args.init_seconds, seed=args.seed, faults=args.faults).start()
+                           init_seconds=args.init_seconds, seed=args.seed, faults=args.faults,
+                           state_dir=args.state_dir, s3=s3_store, workforce=_workforce(args, s3_store),
+                           clock_origin=args.clock_origin).start()
     print(f"Local Ground Truth listening on {emu.endpoint_url}", flush=True)
     if args.demo_data:
         print(json.dumps(emu.upload_demo_data(), indent=2), flush=True)
@@ -69,8 +107,11 @@ def _demo_data(args: argparse.Namespace) -> int:
     from .s3io import S3
 
     settings = get_settings()
-    client = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=settings.region,
-                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    # S3 on the deployment's S3 store when the environment names one (as `serve` prints it).
+    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3", args.endpoint_url),
+                          region_name=settings.region,
+                          aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+                          aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", SECRET_KEY))
     print(json.dumps(upload_demo_data(S3(client), settings.input_bucket, n_frames=args.frames, seed=args.seed),
                      indent=2))
     return 0

@@ -7,6 +7,7 @@ config, exactly what Ground Truth expects. `python -m smgt.local label-demo --en
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -63,10 +64,12 @@ def _wait(sm: Any, names: list[str], timeout: float) -> dict[str, dict[str, Any]
 def label_demo(endpoint_url: str, *, timeout: float = 600.0, prefix: str | None = None) -> dict[str, str]:
     """Run the notebook's four jobs; return job name -> output manifest URI."""
     settings = get_settings()
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+    # The keys and S3 endpoint `serve` printed (S3 on the deployment's store, e.g. SeaweedFS).
+    session = boto3.session.Session(aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                                    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
                                     region_name=settings.region)
     sm = session.client("sagemaker", endpoint_url=endpoint_url)
-    s3 = S3(session.client("s3", endpoint_url=endpoint_url))
+    s3 = S3(session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3", endpoint_url)))
     bucket = settings.input_bucket
     manifest = f"s3://{bucket}/{MANIFEST_PREFIX}/MOT17-13-SDP.manifest"
     if not s3.exists(manifest):

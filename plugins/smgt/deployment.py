@@ -1,0 +1,436 @@
+"""The local deployment a team runs for weeks: S3 on SeaweedFS, the local Ground Truth, optionally
+Label Studio as its workforce, and Airflow (SQLite + LocalExecutor), all under one state directory.
+
+    with LocalDeployment(state_dir, workforce="labelstudio") as local:
+        local.airflow.url, local.labelstudio.url, local.env()   # what people and clients use
+        local.kill("emulator"); local.start_component("emulator")
+
+Everything a team produces lives in the state directory, so stopping and starting again (or a
+SIGKILL of any process, or of the whole machine) loses nothing that was acknowledged:
+
+    <state>/deployment.json   ports and secrets chosen on the first start, reused by every later one
+    <state>/s3/               SeaweedFS data (frames, manifests, label outputs)
+    <state>/gt/gt.sqlite3     the local Ground Truth's labeling jobs, work teams and job names
+    <state>/labelstudio/      Label Studio's database and files (projects, tasks, annotations)
+    <state>/airflow/          AIRFLOW_HOME: Airflow's SQLite database, its logs, component logs
+    <state>/logs/             logs of SeaweedFS, Label Studio and the emulator
+    <state>/run/              pid files, so a start after a crash of the supervisor ends its orphans
+
+Components start in dependency order (seaweedfs, labelstudio, emulator, then Airflow's api-server,
+scheduler, dag-processor, triggerer), each in its own process group, each health-checked; stop
+sends SIGTERM and SIGKILLs what is left after a grace period. Back it up by stopping it and copying
+the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+from smgt.embedded import ROOT, EmbeddedAirflow, free_port
+from smgt.local.bootstrap import USERS, worker_email
+from smgt.local.demo import upload_demo_data
+from smgt.local.emulator import S3Store, aws_env
+from smgt.local.s3io import S3
+from smgt.settings import Settings, get_settings
+
+DEFAULT_STATE_DIR = ROOT / ".smgt" / "local"
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+COMPONENTS = ("seaweedfs", "labelstudio", "emulator", *AIRFLOW_COMPONENTS)
+# Ports a person types or bookmarks; used on the first start when free, else any free port.
+PREFERRED_PORTS = {"airflow": 8080, "labelstudio": 8090, "emulator": 4566, "s3": 8333}
+LABELSTUDIO_ADMIN = "admin@smgt.local"
+STOP_GRACE_SECONDS = 30.0
+
+
+class DeploymentError(RuntimeError):
+    pass
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(preferred: int, taken: set[int]) -> int:
+    if preferred not in taken and _port_is_free(preferred):
+        return preferred
+    while (port := free_port()) in taken:
+        pass
+    return port
+
+
+def worker_password(secret: str, username: str) -> str:
+    """A worker's Label Studio password: derived from the deployment's secret, so nothing else is stored."""
+    return hmac.new(secret.encode(), username.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def reset(state_dir: Path) -> list[Path]:
+    """Delete a stopped deployment's state directory; returns what was deleted (nothing if absent)."""
+    state_dir = Path(state_dir)
+    if not state_dir.exists():
+        return []
+    with _lock(state_dir):
+        parts = sorted(state_dir.iterdir())
+        shutil.rmtree(state_dir)
+    return parts
+
+
+@contextlib.contextmanager
+def _lock(state_dir: Path) -> Any:
+    """Hold the state directory's lock (the kernel drops it if this process dies, even by SIGKILL)."""
+    run = state_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    handle = open(run / "deployment.lock", "a+")  # noqa: SIM115 - held for the context's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DeploymentError(f"another deployment is running on {state_dir} (its lock is held)") from None
+    try:
+        yield handle
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class LocalDeployment:
+    """A local deployment on `state_dir` (created on the first start, reused afterwards).
+
+    `workforce`: "simulated" or "labelstudio" (people label in Label Studio; point-cloud jobs stay
+    simulated). `task_seconds`/`init_seconds`/`seed`/`clock_origin`: the simulated workforce's pace
+    and determinism (see smgt.local). `airflow`: also run Airflow (False: the AWS side only).
+    `airflow_env`: extra environment for the Airflow processes.
+    """
+
+    def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR, *, workforce: str = "simulated",
+                 task_seconds: float = 2.0, init_seconds: float = 1.0, seed: int = 0,
+                 clock_origin: float | None = None, airflow: bool = True,
+                 airflow_env: dict[str, str] | None = None, settings: Settings | None = None) -> None:
+        if workforce not in ("simulated", "labelstudio"):
+            raise ValueError(f"workforce: {workforce!r} is not one of simulated, labelstudio")
+        self.state_dir = Path(state_dir).absolute()
+        self.workforce = workforce
+        self.task_seconds = task_seconds
+        self.init_seconds = init_seconds
+        self.seed = seed
+        self.clock_origin = clock_origin
+        self.with_airflow = airflow
+        self.airflow_env = dict(airflow_env or {})
+        self.settings = settings or get_settings()
+        self.config: dict[str, Any] = {}
+        self.seaweedfs: Any = None
+        self.labelstudio: Any = None
+        self.airflow: EmbeddedAirflow | None = None
+        self.emulator: subprocess.Popen | None = None
+        self.worker_tokens: dict[str, str] = {}
+        self._lock_cm: Any = None
+
+    # ------------------------------------------------------------------ configuration
+
+    def _load_config(self) -> dict[str, Any]:
+        path = self.state_dir / "deployment.json"
+        if path.exists():
+            config = json.loads(path.read_text())
+        else:
+            config = {"created": time.time(), "ports": {}, "secrets": {}}
+        ports, keys = config["ports"], config["secrets"]
+        taken = set(ports.values())
+        for name, preferred in PREFERRED_PORTS.items():
+            if name not in ports:
+                ports[name] = _pick_port(preferred, taken)
+                taken.add(ports[name])
+        env = os.environ
+        defaults = {
+            "s3_access_key": lambda: "smgt" + secrets.token_hex(8),
+            "s3_secret_key": lambda: secrets.token_urlsafe(30),
+            # Settings win over generated values (README: configuration).
+            "labelstudio_admin_password": lambda: env.get("SMGT_LABELSTUDIO_ADMIN_PASSWORD") or secrets.token_urlsafe(12),
+            "labelstudio_token": lambda: env.get("SMGT_LABELSTUDIO_TOKEN") or secrets.token_hex(20),
+            "worker_secret": lambda: secrets.token_hex(16),
+            "airflow_admin_password": lambda: secrets.token_urlsafe(12),
+        }
+        for name, make in defaults.items():
+            keys.setdefault(name, make())
+        config.setdefault("labelstudio_admin_email", env.get("SMGT_LABELSTUDIO_ADMIN_EMAIL") or LABELSTUDIO_ADMIN)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        tmp.chmod(0o600)
+        os.replace(tmp, path)  # never half-written
+        return config
+
+    def _save_config(self) -> None:
+        path = self.state_dir / "deployment.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.config, indent=2) + "\n")
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.config["ports"]
+
+    @property
+    def s3_store(self) -> S3Store:
+        keys = self.config["secrets"]
+        return S3Store(f"http://127.0.0.1:{self.ports['s3']}", keys["s3_access_key"], keys["s3_secret_key"])
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['emulator']}"
+
+    def env(self) -> dict[str, str]:
+        """AWS environment for clients of this deployment (boto3, Airflow)."""
+        return aws_env(self.emulator_url, region=self.settings.region, conn_id=self.settings.aws_conn_id,
+                       s3=self.s3_store)
+
+    def client(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        store = self.s3_store
+        return boto3.session.Session().client(
+            service, endpoint_url=store.endpoint_url if service == "s3" else self.emulator_url,
+            region_name=self.settings.region, aws_access_key_id=store.access_key,
+            aws_secret_access_key=store.secret_key,
+            config=Config(retries={"mode": "standard", "max_attempts": 10}, s3={"addressing_style": "path"}))
+
+    def worker_logins(self) -> list[dict[str, str]]:
+        """The work teams' members as Label Studio logins: team, user name, e-mail, password."""
+        secret = self.config["secrets"]["worker_secret"]
+        return [{"team": team, "username": user, "email": worker_email(user),
+                 "password": worker_password(secret, user)} for team, users in USERS.items() for user in users]
+
+    def airflow_passwords(self) -> dict[str, str]:
+        admin = self.config["secrets"]["airflow_admin_password"]
+        return {"admin": admin, "user": admin + "-user", "viewer": admin + "-viewer"}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> LocalDeployment:
+        self._lock_cm = _lock(self.state_dir)
+        self._lock_cm.__enter__()
+        try:
+            self.config = self._load_config()
+            self._end_orphans()
+            for name in ("seaweedfs", "labelstudio", "emulator"):
+                if name != "labelstudio" or self.workforce == "labelstudio":
+                    self.start_component(name)
+            if not self.config.get("demo_uploaded"):
+                # Once per state dir: a later start must not re-upload (and so hide a lost object).
+                upload_demo_data(S3(self.client("s3")), self.settings.input_bucket, seed=self.seed)
+                self.config["demo_uploaded"] = time.time()
+                self._save_config()
+            if self.with_airflow:
+                self.airflow = EmbeddedAirflow(
+                    self.state_dir / "airflow", aws_env=self.env(), port=self.ports["airflow"],
+                    passwords=self.airflow_passwords(), extra_env=self.airflow_env)
+                self.airflow.start()
+                self._write_pids()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every component (SIGTERM, SIGKILL after a grace period); the state dir stays."""
+        if self.airflow is not None:
+            self.airflow.stop()
+        self._stop_emulator()
+        for server in (self.labelstudio, self.seaweedfs):
+            if server is not None:
+                server.stop(grace=STOP_GRACE_SECONDS)
+        for path in (self.state_dir / "run").glob("*.json"):
+            path.unlink(missing_ok=True)
+        if self._lock_cm is not None:
+            self._lock_cm.__exit__(None, None, None)
+            self._lock_cm = None
+
+    def __enter__(self) -> LocalDeployment:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start_component(self, name: str) -> None:
+        """Start one component (again, e.g. after `kill`) and wait until it is healthy."""
+        if name == "seaweedfs":
+            from smgt.local.seaweedfs import SeaweedFS
+
+            store = self.s3_store
+            self.seaweedfs = SeaweedFS(self.state_dir / "s3", s3_port=self.ports["s3"], access_key=store.access_key,
+                                       secret_key=store.secret_key, log_file=self.state_dir / "logs" / "seaweedfs.log")
+            self.seaweedfs.start()
+        elif name == "labelstudio":
+            self._start_labelstudio()
+        elif name == "emulator":
+            self._start_emulator()
+        elif name in AIRFLOW_COMPONENTS:
+            if self.airflow is None:
+                raise DeploymentError("this deployment runs without Airflow")
+            self.airflow.start_component(name)
+        else:
+            raise ValueError(f"component: {name!r} is not one of {COMPONENTS}")
+        self._write_pids()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component's process group (a crash, for restart tests)."""
+        if name == "seaweedfs":
+            self.seaweedfs.kill()
+        elif name == "labelstudio":
+            self.labelstudio.kill()
+        elif name == "emulator":
+            assert self.emulator is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.emulator.pid, signal.SIGKILL)
+            self.emulator.wait(timeout=30)
+        elif name in AIRFLOW_COMPONENTS and self.airflow is not None:
+            self.airflow.kill(name)
+        else:
+            raise ValueError(f"component: {name!r} is not one of {COMPONENTS}")
+
+    def restart(self, name: str, *, crash: bool = True) -> None:
+        """Kill (SIGKILL when `crash`, else a clean stop) and start one component again."""
+        if crash:
+            self.kill(name)
+        elif name == "emulator":
+            self._stop_emulator()
+        elif name in ("seaweedfs", "labelstudio"):
+            getattr(self, name).stop(grace=STOP_GRACE_SECONDS)
+        else:
+            assert self.airflow is not None
+            self.airflow.kill(name, signal.SIGTERM)
+        self.start_component(name)
+
+    # ------------------------------------------------------------------ components
+
+    def _start_labelstudio(self) -> None:
+        from smgt.local.labelstudio.server import LabelStudioServer
+
+        keys = self.config["secrets"]
+        self.labelstudio = LabelStudioServer(
+            self.state_dir / "labelstudio", port=self.ports["labelstudio"],
+            admin_email=self.config["labelstudio_admin_email"], admin_password=keys["labelstudio_admin_password"],
+            api_token=keys["labelstudio_token"], log_file=self.state_dir / "logs" / "labelstudio.log")
+        self.labelstudio.start()
+        tokens = self.labelstudio.ensure_users([(w["email"], w["password"], w["username"])
+                                                for w in self.worker_logins()])
+        self.worker_tokens = dict(tokens)
+
+    def _emulator_command(self) -> list[str]:
+        command = [sys.executable, "-m", "smgt.local", "serve", "--host", "127.0.0.1",
+                   "--port", str(self.ports["emulator"]), "--state-dir", str(self.state_dir / "gt"),
+                   "--s3-endpoint-url", self.s3_store.endpoint_url, "--workforce", self.workforce,
+                   "--task-seconds", str(self.task_seconds), "--init-seconds", str(self.init_seconds),
+                   "--seed", str(self.seed)]
+        if self.clock_origin is not None:
+            command += ["--clock-origin", str(self.clock_origin)]
+        return command
+
+    def _start_emulator(self) -> None:
+        store = self.s3_store
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW"))},
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+               "SMGT_LOCAL_S3_ACCESS_KEY": store.access_key, "SMGT_LOCAL_S3_SECRET_KEY": store.secret_key}
+        if self.workforce == "labelstudio":
+            env.update({"SMGT_LABELSTUDIO_URL": self.labelstudio.url,
+                        "SMGT_LABELSTUDIO_TOKEN": self.config["secrets"]["labelstudio_token"]})
+        log_path = self.state_dir / "logs" / "emulator.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            offset = log.tell()
+            self.emulator = subprocess.Popen(self._emulator_command(), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state_dir)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.emulator.poll() is not None:
+                raise DeploymentError(f"the emulator exited with {self.emulator.returncode}:\n{_tail(log_path, offset)}")
+            # Ready once it printed its environment: after bootstrap and after resuming jobs.
+            if "# status queue:" in _tail(log_path, offset, lines=400) and _answers(self.emulator_url):
+                return
+            time.sleep(0.2)
+        raise DeploymentError(f"the emulator did not come up within 120 s:\n{_tail(log_path, offset)}")
+
+    def _stop_emulator(self) -> None:
+        if self.emulator is None or self.emulator.poll() is not None:
+            return
+        os.killpg(self.emulator.pid, signal.SIGTERM)
+        try:
+            self.emulator.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.emulator.pid, signal.SIGKILL)
+            self.emulator.wait(timeout=30)
+
+    # ------------------------------------------------------------------ orphans
+
+    def _pids(self) -> dict[str, int]:
+        pids: dict[str, int] = {}
+        for name, server in (("seaweedfs", self.seaweedfs), ("labelstudio", self.labelstudio)):
+            if server is not None and server.pid is not None and server.alive:
+                pids[name] = server.pid
+        if self.emulator is not None and self.emulator.poll() is None:
+            pids["emulator"] = self.emulator.pid
+        if self.airflow is not None:
+            pids.update(self.airflow.pids())
+        return pids
+
+    def _write_pids(self) -> None:
+        """Record each component's process group, so a start after this supervisor died ends them."""
+        run = self.state_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        for name, pid in self._pids().items():
+            with contextlib.suppress(psutil.Error):
+                created = psutil.Process(pid).create_time()
+                (run / f"{name}.json").write_text(json.dumps({"pid": pid, "create_time": created}))
+
+    def _end_orphans(self) -> None:
+        """End the components a previous supervisor of this state dir left running (it was killed)."""
+        for path in sorted((self.state_dir / "run").glob("*.json")):
+            with contextlib.suppress(ValueError, OSError, psutil.Error):
+                record = json.loads(path.read_text())
+                proc = psutil.Process(record["pid"])
+                if abs(proc.create_time() - record["create_time"]) < 0.01:  # not a reused pid
+                    os.killpg(record["pid"], signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=STOP_GRACE_SECONDS)
+                    except psutil.TimeoutExpired:
+                        os.killpg(record["pid"], signal.SIGKILL)
+            path.unlink(missing_ok=True)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/_smgt/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _tail(path: Path, offset: int, lines: int = 40) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

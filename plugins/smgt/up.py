@@ -1,0 +1,97 @@
+"""`scripts/up.sh`: keep the local deployment running for people to label, until stopped.
+
+    scripts/up.sh                 Label Studio workforce + Airflow on .smgt/local (kept across runs)
+    scripts/up.sh --simulated     simulated workers instead of Label Studio
+    scripts/up.sh --reset         delete the state directory first (says what it deletes, asks)
+
+Starts SeaweedFS (S3), Label Studio, the local Ground Truth and Airflow (see smgt.deployment),
+uploads the demo video on the first start, prints the URLs and logins, and stays up until Ctrl-C or
+SIGTERM, then stops every component. Starting it again on the same state directory shows the same
+batches, jobs and outputs, and running batches go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from smgt.deployment import DEFAULT_STATE_DIR, LocalDeployment, reset
+
+
+def _confirm_reset(state_dir: Path, assume_yes: bool) -> bool:
+    if not state_dir.exists():
+        return True
+    parts = sorted(p.name for p in state_dir.iterdir())
+    print(f"--reset deletes {state_dir} and everything in it: {', '.join(parts) or '(empty)'}")
+    print("  (S3 data, labeling jobs, Label Studio projects and annotations, Airflow's database and logs)")
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        print("not a terminal: add --yes to confirm", file=sys.stderr)
+        return False
+    return input("type 'yes' to delete it: ").strip().lower() == "yes"
+
+
+def print_access(local: LocalDeployment) -> None:
+    """The URLs and logins a team needs (printed once the deployment is up)."""
+    assert local.airflow is not None
+    print("\n=== smgt local deployment is up ===", flush=True)
+    print(f"state directory : {local.state_dir}  (back up: stop, then copy the folder)")
+    print(f"Airflow         : {local.airflow.url}   login admin / {local.airflow.passwords['admin']}")
+    print("                  trigger the smgt_batch DAG, or use the batch API under /smgt (page: /smgt/ui)")
+    if local.labelstudio is not None:
+        print(f"Label Studio    : {local.labelstudio.url}   admin {local.labelstudio.admin_email} / "
+              f"{local.labelstudio.admin_password}")
+        print("  labelers (log in with e-mail and password):")
+        for login in local.worker_logins():
+            print(f"    {login['team']:<28} {login['email']:<28} {login['password']}")
+    else:
+        print("workforce       : simulated workers (no Label Studio)")
+    store = local.s3_store
+    print(f"S3 (SeaweedFS)  : {store.endpoint_url}   access key {store.access_key} / secret {store.secret_key}")
+    print(f"Ground Truth    : {local.emulator_url}   (SageMaker, SNS, SQS, Cognito)")
+    print("environment for boto3 / the AWS CLI / notebooks:")
+    for key, value in sorted(local.env().items()):
+        if not key.startswith("AIRFLOW_CONN_"):
+            print(f"  export {key}='{value}'")
+    print("Ctrl-C stops every component; the state directory stays.\n", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument("--simulated", action="store_true", help="simulated workers instead of Label Studio")
+    parser.add_argument("--task-seconds", type=float, default=2.0, help="simulated workers: seconds per wave of tasks")
+    parser.add_argument("--reset", action="store_true", help="delete the state directory first")
+    parser.add_argument("--yes", action="store_true", help="with --reset: do not ask")
+    args = parser.parse_args(argv)
+
+    if args.reset:
+        if not _confirm_reset(args.state_dir, args.yes):
+            print("nothing deleted")
+            return 1
+        deleted = reset(args.state_dir)
+        print(f"deleted {args.state_dir} ({len(deleted)} entries)")
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    local = LocalDeployment(args.state_dir, workforce="simulated" if args.simulated else "labelstudio",
+                            task_seconds=args.task_seconds)
+    print(f"starting the local deployment on {args.state_dir} ...", flush=True)
+    local.start()
+    try:
+        print_access(local)
+        stop.wait()
+    finally:
+        print("stopping ...", flush=True)
+        local.stop()
+        print("stopped; state kept in", local.state_dir, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
