@@ -92,6 +92,7 @@ _PICK_RANGE = (15000, 22767)
 # (https://pkg.go.dev/runtime#hdr-Environment_Variables).
 _MEMORY_LIMIT_RE = re.compile(r"^[0-9]+(B|KiB|MiB|GiB|TiB)?$")
 _LOG_TAIL_LINES = 25
+_GLOG_ERROR_RE = re.compile(r"^[EF]\d{4} ")  # glog's "E1129 13:57:15.79 file.go:12] ..." (error, fatal)
 
 
 class SeaweedFSError(RuntimeError):
@@ -214,7 +215,7 @@ class SeaweedFS:
     def stop(self, grace: float = 30.0) -> int | None:
         """SIGTERM weed's process group, wait up to `grace` s, then SIGKILL. Returns weed's exit
         status (negative: killed by that signal), None if it was never started. Idempotent.
-        (A clean stop takes ~3-4 s here; the notes saw up to ~30 s.)"""
+        (A clean stop took 2-4 s here; the notes saw up to ~30 s.)"""
         if self._proc is None:
             return None
         if not self._exited():
@@ -264,6 +265,7 @@ class SeaweedFS:
             try:
                 s3.create_bucket(Bucket=name)
             except ClientError as err:
+                # One identity owns every bucket here, so "already exists" means ours too.
                 if err.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou",
                                                                      "BucketAlreadyExists"):
                     raise
@@ -277,6 +279,12 @@ class SeaweedFS:
         except OSError:
             return ""
         return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+    def _log_excerpt(self) -> str:
+        """weed's error/fatal log lines, then the tail: a fatal error is followed by a long stack dump."""
+        tail = self.log_tail(lines=10_000).splitlines()
+        errors = [line for line in tail if _GLOG_ERROR_RE.match(line)][-5:]
+        return "\n".join([*errors, "...", *tail[-15:]] if errors else tail[-_LOG_TAIL_LINES:])
 
     def __enter__(self) -> SeaweedFS:
         if not self.alive:
@@ -370,7 +378,7 @@ class SeaweedFS:
             if self._exited():
                 raise SeaweedFSError(
                     f"weed exited with status {self._reap()} while starting (S3 port {self.s3_port});"
-                    f" {self.log_file} ends with:\n{self.log_tail()}")
+                    f" {self.log_file} ends with:\n{self._log_excerpt()}")
             if _answers(self.endpoint_url):
                 listening = self._listening()
                 stray = {f"{ip}:{port}" for ip, port in listening if ip != HOST or port not in expected}
@@ -381,13 +389,13 @@ class SeaweedFS:
                     raise SeaweedFSError(
                         f"weed listens on {sorted(stray)} besides its assigned ports; assigned but not"
                         f" listening (yet): {unused}. weed replaces a busy port by another one, so one of"
-                        f" these was probably taken after start() checked it; log:\n{self.log_tail()}")
+                        f" these was probably taken after start() checked it; log:\n{self._log_excerpt()}")
                 if expected <= {port for _, port in listening} and self.healthy():
                     return
             if time.monotonic() >= deadline:
                 raise SeaweedFSError(
                     f"S3 on {self.endpoint_url} (and every port of {self.ports}) not up within {timeout} s;"
-                    f" {self.log_file} ends with:\n{self.log_tail()}")
+                    f" {self.log_file} ends with:\n{self._log_excerpt()}")
             time.sleep(0.05)
 
     def _listening(self) -> set[tuple[str, int]]:
