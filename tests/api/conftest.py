@@ -48,10 +48,13 @@ class AirflowStack(EmbeddedAirflow):
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[Any]:
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from s3_store import seaweedfs_store
+
     from smgt.local import LocalGroundTruth
 
-    with LocalGroundTruth(port=0, task_seconds=0.0) as emu:
+    with seaweedfs_store(tmp_path_factory.mktemp("api-s3")) as store, LocalGroundTruth(
+            port=0, task_seconds=0.0, s3=store, state_dir=tmp_path_factory.mktemp("api-gt")) as emu:
         emu.upload_demo_data()
         yield emu
 

@@ -20,11 +20,14 @@ def airflow_db() -> None:
 
 
 @pytest.fixture(scope="session")
-def emulator(airflow_db: None) -> Iterator[Any]:
+def emulator(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from s3_store import seaweedfs_store
+
     from smgt.local import LocalGroundTruth
 
     saved = dict(os.environ)
-    with LocalGroundTruth(port=0, task_seconds=0.0, seed=7) as emu:
+    with seaweedfs_store(tmp_path_factory.mktemp("dag-s3")) as store, LocalGroundTruth(
+            port=0, task_seconds=0.0, seed=7, s3=store, state_dir=tmp_path_factory.mktemp("dag-gt")) as emu:
         os.environ.update(emu.env())
         # Fast polls and no retries: a test failure shows at once instead of after backoff.
         os.environ.update({"SMGT_POKE_INTERVAL": "1", "SMGT_TASK_RETRIES": "0"})

@@ -26,9 +26,12 @@ from smgt.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[LocalGroundTruth]:
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGroundTruth]:
+    from s3_store import seaweedfs_store
+
     # Short but non-zero phases so Initializing and InProgress are observed.
-    with LocalGroundTruth(port=0, task_seconds=0.3, init_seconds=0.2, seed=3, settings=Settings()) as emulator:
+    with seaweedfs_store(tmp_path_factory.mktemp("gt-s3")) as store, LocalGroundTruth(
+            port=0, task_seconds=0.3, init_seconds=0.2, seed=3, settings=Settings(), s3=store) as emulator:
         emulator.demo = emulator.upload_demo_data(n_frames=6)
         yield emulator
 

@@ -1,10 +1,12 @@
-"""One emulator per test session, with instant tasks; inputs for every modality family."""
+"""One emulator per test session (S3 on SeaweedFS, state in a temp dir), with instant tasks; inputs
+for every modality family."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from s3_store import seaweedfs_store
 
 from smgt.local import LocalGroundTruth
 
@@ -12,8 +14,15 @@ from .local_gt_helpers import SETTINGS
 
 
 @pytest.fixture(scope="session")
-def emu():
-    with LocalGroundTruth(port=0, task_seconds=0.0, seed=7) as emulator:
+def s3_store(tmp_path_factory):
+    with seaweedfs_store(tmp_path_factory.mktemp("local-s3")) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def emu(s3_store, tmp_path_factory):
+    with LocalGroundTruth(port=0, task_seconds=0.0, seed=7, s3=s3_store,
+                          state_dir=tmp_path_factory.mktemp("local-gt")) as emulator:
         yield emulator
 
 

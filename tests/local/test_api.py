@@ -185,14 +185,26 @@ def test_sns_topic_delivers_to_status_queue(emu):
     assert '{"batchId": "b1", "status": "SUCCESS"}' in bodies
 
 
-def test_env_points_airflow_connection_at_endpoint(emu):
+def test_env_points_airflow_connection_at_endpoint(emu, s3_store, monkeypatch):
     import json
+
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
     env = emu.env()
     conn = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
     assert conn["conn_type"] == "aws"
-    assert conn["extra"] == {"endpoint_url": emu.endpoint_url, "region_name": "us-east-1"}
-    assert env["AWS_DEFAULT_REGION"] == "us-east-1" and env["AWS_ACCESS_KEY_ID"]
+    assert conn["extra"] == {"endpoint_url": emu.endpoint_url, "region_name": "us-east-1",
+                             "service_config": {"s3": {"endpoint_url": s3_store.endpoint_url}}}
+    assert env["AWS_DEFAULT_REGION"] == "us-east-1" and env["AWS_ACCESS_KEY_ID"] == s3_store.access_key
+    assert env["AWS_ENDPOINT_URL_S3"] == s3_store.endpoint_url and env["AWS_ENDPOINT_URL"] == emu.endpoint_url
+    # The amazon provider sends S3 to the store and everything else to the emulator.
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    s3 = AwsBaseHook(aws_conn_id="aws_default", client_type="s3").get_conn()
+    sagemaker = AwsBaseHook(aws_conn_id="aws_default", client_type="sagemaker").get_conn()
+    assert s3.meta.endpoint_url == s3_store.endpoint_url
+    assert sagemaker.meta.endpoint_url == emu.endpoint_url
+    assert SETTINGS.input_bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
 def test_aiobotocore_client_works(emu, sm, demo):
@@ -219,6 +231,6 @@ def test_aiobotocore_client_works(emu, sm, demo):
 def test_moto_services_pass_through(emu):
     s3 = emu.client("s3")
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    assert {SETTINGS.input_bucket, SETTINGS.processing_bucket} <= buckets
+    assert {SETTINGS.input_bucket, SETTINGS.processing_bucket} <= buckets  # on the S3 store
     # A SageMaker action we do not serve still reaches moto (not our 'unknown operation').
     assert "NotebookInstances" in emu.client("sagemaker").list_notebook_instances()

@@ -53,12 +53,14 @@ def test_demo_upload_follows_the_notebook_layout(emu, demo):
     assert config["annotationType"] == "BoundingBox" and config["labels"][0]["label"] == "Vehicle"
 
 
-def test_cli_serve_and_demo_data(tmp_path):
+def test_cli_serve_and_demo_data(tmp_path, s3_store):
     faults = tmp_path / "faults.json"
     faults.write_text(json.dumps({"fail_jobs": [{"pattern": "cli-fail-*"}]}))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins"), "SMGT_LOCAL_S3_ACCESS_KEY": s3_store.access_key,
+           "SMGT_LOCAL_S3_SECRET_KEY": s3_store.secret_key}
     server = subprocess.Popen(
-        [sys.executable, "-m", "smgt.local", "serve", "--port", "0", "--task-seconds", "0", "--faults", str(faults)],
+        [sys.executable, "-m", "smgt.local", "serve", "--port", "0", "--task-seconds", "0", "--faults", str(faults),
+         "--s3-endpoint-url", s3_store.endpoint_url, "--state-dir", str(tmp_path / "gt")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         url = None
@@ -70,21 +72,28 @@ def test_cli_serve_and_demo_data(tmp_path):
         assert url, "server did not start"
         with urllib.request.urlopen(f"{url}/_smgt/faults", timeout=10) as resp:
             assert json.loads(resp.read())["fail_jobs"][0]["pattern"] == "cli-fail-*"
+        # The client side uses the environment `serve` prints (S3 on the store, keys of the store).
+        client_env = {**env, "AWS_ENDPOINT_URL_S3": s3_store.endpoint_url, "AWS_ACCESS_KEY_ID": s3_store.access_key,
+                      "AWS_SECRET_ACCESS_KEY": s3_store.secret_key}
         out = subprocess.run([sys.executable, "-m", "smgt.local", "demo-data", "--endpoint-url", url, "--frames", "8"],
-                             capture_output=True, text=True, env=env, timeout=120, check=True).stdout
+                             capture_output=True, text=True, env=client_env, timeout=120, check=True).stdout
         manifest = json.loads(out)["manifest_uri"]
-        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client("s3", endpoint_url=s3_store.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id=s3_store.access_key, aws_secret_access_key=s3_store.secret_key)
         bucket, key = manifest[5:].split("/", 1)
         assert b"MOT17-13-SDP_seq.json" in s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
     assert server.returncode == 0
+    assert (tmp_path / "gt" / "gt.sqlite3").exists()
 
 
-def test_label_demo_walkthrough_runs_the_notebook_jobs(emu, demo):
+def test_label_demo_walkthrough_runs_the_notebook_jobs(emu, demo, monkeypatch):
     from smgt.local.walkthrough import label_demo
+
+    for key, value in emu.env().items():  # what a newcomer exports after `serve`
+        monkeypatch.setenv(key, value)
 
     outputs = label_demo(emu.endpoint_url, timeout=60, prefix="walk")
     assert sorted(outputs) == ["walk-lane", "walk-lane-audit", "walk-vehicle", "walk-vehicle-audit"]

@@ -12,10 +12,10 @@ from .local_gt_helpers import job_request, unique, wait_terminal
 
 
 @pytest.fixture(scope="module")
-def slow_emu(emu, inputs):
-    # A second emulator in the same process shares moto's state (inputs included) but has its own
-    # jobs; its bootstrap finds the resources the first one created.
-    with LocalGroundTruth(port=0, task_seconds=0.4, init_seconds=0.4, stop_seconds=0.4, seed=1) as slow:
+def slow_emu(emu, inputs, s3_store):
+    # A second emulator in the same process shares the S3 store (inputs included) and moto's state,
+    # but has its own jobs; its bootstrap finds the resources the first one created.
+    with LocalGroundTruth(port=0, task_seconds=0.4, init_seconds=0.4, stop_seconds=0.4, seed=1, s3=s3_store) as slow:
         yield slow
 
 

@@ -140,7 +140,7 @@ def test_multipart_upload_and_presigned_get(store):
 def test_one_data_dir_serves_one_weed_only(store):
     saved = (store.data_dir / "ports.json").read_text()
     other = SeaweedFS(store.data_dir, s3_port=free_port(), **KEYS,
-                      ports={key: free_port() for key in ("master", "volume", "filer", "admin")})
+                      ports={key: free_port() for key in ("master", "volume", "filer")})  # admin + 10000 must fit
     with pytest.raises(SeaweedFSError, match=rf"in use by another weed \(pid {store.pid}\)"):
         other.start()
     assert not other.alive and store.healthy()
