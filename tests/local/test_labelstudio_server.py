@@ -268,6 +268,11 @@ def test_project_tasks_and_member_annotation(server: LabelStudioServer, admin: L
     assert by_id[skipped["id"]]["completed_by"] == member_id[MEMBERS[1][0]]
     assert tasks[second]["annotations"] == []
     assert [a["id"] for a in admin.task_annotations(first)] == [made["id"]]  # LS leaves skips out here
+    assert admin.get_annotation(made["id"])["completed_by"] == member_id[MEMBERS[0][0]]
+    # The task detail nests the user instead (see LabelStudioClient.get_task).
+    detail = {a["id"]: a for a in admin.get_task(first)["annotations"]}
+    assert detail[made["id"]]["completed_by"]["email"] == MEMBERS[0][0]
+    assert detail[skipped["id"]]["was_cancelled"] is True
     counters = admin.get_project(project["id"])
     assert counters["task_number"] == 2 and counters["skipped_annotations_number"] == 1
 

@@ -9,7 +9,8 @@
 Why not label-studio-sdk: it needs pyjwt<2.14 and cannot be installed next to Airflow in our venv.
 Every endpoint and payload below was checked against the 1.23.2 source in `.venv-labelstudio`
 (`label_studio/*/urls.py`, `*/api.py`, serializers) and against a running server (tests/local/
-test_labelstudio_server.py). Auth is the legacy token: `Authorization: Token <token>`.
+test_labelstudio_server.py); the public reference is https://api.labelstud.io/api-reference/.
+Auth is the legacy token: `Authorization: Token <token>`.
 
 Retries (tenacity) ride out a Label Studio restart: a refused/failed connection is retried for every
 method, since the request never reached the server; read errors, timeouts and 5xx are retried only
@@ -221,7 +222,9 @@ class LabelStudioClient:
 
         Each task is `{"data": {...}, "predictions": [{"model_version": str, "result": [...]}]?, "meta"?}`
         ("data" is required here: a dict without it would be taken as data as a whole). Import is
-        synchronous in the Community edition; a failed import creates nothing.
+        synchronous in the Community edition; a failed import creates nothing. One request may carry
+        at most 250K tasks / 200 MB
+        (https://api.labelstud.io/api-reference/api-reference/projects/import-tasks).
         """
         pid = _id("project_id", project_id)
         items = [dict(t) for t in tasks]
@@ -272,7 +275,10 @@ class LabelStudioClient:
         return list(self.iter_tasks(project_id, page_size=page_size))
 
     def get_task(self, task_id: int) -> JSON:
-        """`GET /api/tasks/{id}/`: the task with all its `annotations` (skipped ones too) and `predictions`."""
+        """`GET /api/tasks/{id}/`: the task with all its `annotations` (skipped ones too) and `predictions`.
+
+        Careful: here each annotation's `completed_by` is the user object (`{"id", "email", "first_name",
+        ...}`), while `iter_tasks`, `task_annotations` and `get_annotation` give the user id (int)."""
         return self.request("GET", f"/api/tasks/{_id('task_id', task_id)}/")
 
     def task_annotations(self, task_id: int) -> list[JSON]:
