@@ -194,6 +194,7 @@ def test_env_points_airflow_connection_at_endpoint(emu, s3_store, monkeypatch):
     conn = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
     assert conn["conn_type"] == "aws"
     assert conn["extra"] == {"endpoint_url": emu.endpoint_url, "region_name": "us-east-1",
+                             "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 10}},
                              "service_config": {"s3": {"endpoint_url": s3_store.endpoint_url}}}
     assert env["AWS_DEFAULT_REGION"] == "us-east-1" and env["AWS_ACCESS_KEY_ID"] == s3_store.access_key
     assert env["AWS_ENDPOINT_URL_S3"] == s3_store.endpoint_url and env["AWS_ENDPOINT_URL"] == emu.endpoint_url
@@ -204,6 +205,7 @@ def test_env_points_airflow_connection_at_endpoint(emu, s3_store, monkeypatch):
     sagemaker = AwsBaseHook(aws_conn_id="aws_default", client_type="sagemaker").get_conn()
     assert s3.meta.endpoint_url == s3_store.endpoint_url
     assert sagemaker.meta.endpoint_url == emu.endpoint_url
+    assert sagemaker.meta.config.retries == {"mode": "standard", "max_attempts": 10}
     assert SETTINGS.input_bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 

@@ -57,6 +57,29 @@ class S3Store:
     secret_key: str
 
 
+def aws_env(endpoint_url: str, *, region: str, conn_id: str, s3: S3Store | None) -> dict[str, str]:
+    """Environment for Airflow processes and boto3 users of a local deployment.
+
+    S3 goes to the S3 store through per-service endpoints: the Airflow connection's
+    `service_config.s3.endpoint_url` (amazon provider) and boto3's `AWS_ENDPOINT_URL_S3`; every
+    other service (SageMaker, SNS, SQS, Cognito) to the emulator at `endpoint_url`. One key pair
+    serves both (the S3 store checks it, the emulator accepts any).
+    """
+    access_key, secret_key = (s3.access_key, s3.secret_key) if s3 else (ACCESS_KEY, SECRET_KEY)
+    # Standard retries (10 attempts, backoff up to 20 s) ride out a restart of the emulator or the S3
+    # store under a running task or trigger, as they ride out throttling on AWS.
+    extra: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region,
+                             "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 10}}}
+    env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
+           "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": endpoint_url, "SMGT_REGION": region}
+    if s3:
+        extra["service_config"] = {"s3": {"endpoint_url": s3.endpoint_url}}
+        env["AWS_ENDPOINT_URL_S3"] = s3.endpoint_url
+    conn = {"conn_type": "aws", "login": access_key, "password": secret_key, "extra": extra}
+    env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    return env
+
+
 class _KeepAliveHandler(WSGIRequestHandler):
     # HTTP/1.1 keeps connections open between calls (botocore pools them); with werkzeug's default
     # HTTP/1.0 every call pays a new TCP connection.
@@ -200,22 +223,8 @@ class LocalGroundTruth:
             aws_secret_access_key=self.secret_key, **kwargs)
 
     def env(self) -> dict[str, str]:
-        """Environment for Airflow processes (and any boto3 user) to talk to this deployment.
-
-        S3 goes to the S3 store through per-service endpoints: the Airflow connection's
-        `service_config.s3.endpoint_url` and boto3's `AWS_ENDPOINT_URL_S3`; every other service
-        (SageMaker, SNS, SQS, Cognito) to this emulator.
-        """
-        extra: dict[str, Any] = {"endpoint_url": self.endpoint_url, "region_name": self.region}
-        env = {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-               "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
-               "SMGT_REGION": self.region}
-        if self.s3_store:
-            extra["service_config"] = {"s3": {"endpoint_url": self.s3_store.endpoint_url}}
-            env["AWS_ENDPOINT_URL_S3"] = self.s3_store.endpoint_url
-        conn = {"conn_type": "aws", "login": self.access_key, "password": self.secret_key, "extra": extra}
-        env[f"AIRFLOW_CONN_{self.settings.aws_conn_id.upper()}"] = json.dumps(conn)
-        return env
+        """Environment for Airflow processes (and any boto3 user) to talk to this deployment."""
+        return aws_env(self.endpoint_url, region=self.region, conn_id=self.settings.aws_conn_id, s3=self.s3_store)
 
     def set_faults(self, faults: Faults | dict[str, Any] | None = None, **kwargs: Any) -> Faults:
         """Replace the faults: `set_faults({"throttle_rate": 0.5})` or `set_faults(throttle_rate=0.5)`."""
