@@ -205,7 +205,7 @@ def test_env_points_airflow_connection_at_endpoint(emu, s3_store, monkeypatch):
     sagemaker = AwsBaseHook(aws_conn_id="aws_default", client_type="sagemaker").get_conn()
     assert s3.meta.endpoint_url == s3_store.endpoint_url
     assert sagemaker.meta.endpoint_url == emu.endpoint_url
-    assert sagemaker.meta.config.retries == {"mode": "standard", "max_attempts": 10}
+    assert sagemaker.meta.config.retries == {"mode": "standard", "total_max_attempts": 11}  # botocore: 1 + 10 retries
     assert SETTINGS.input_bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
