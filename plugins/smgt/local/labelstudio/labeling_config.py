@@ -307,5 +307,5 @@ def _instructions(instructions: Any) -> str:
         return ""
     short, full = instructions.get("shortInstruction") or "", instructions.get("fullInstruction") or ""
     if short and full and short.strip() != full.strip():
-        return f"{short}<hr/>{full}"
+        return f"{short}<hr>{full}"
     return short or full
