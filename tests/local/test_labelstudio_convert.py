@@ -34,7 +34,13 @@ from smgt.local.labels_common import Task, color_map, hex_rgb
 from smgt.local.labels_video import label_video
 from smgt.local.labelstudio import rle
 from smgt.local.labelstudio.client import LabelStudioClient
-from smgt.local.labelstudio.convert import ResultError, answer_content, labeled_from_annotations
+from smgt.local.labelstudio.convert import (
+    EXPIRED_REASON,
+    ResultError,
+    answer_content,
+    failed_line,
+    labeled_from_annotations,
+)
 from smgt.local.labelstudio.labeling_config import UnsupportedModality, controls_for, labeling_config
 from smgt.local.labelstudio.server import DEFAULT_VENV, LabelStudioServer
 from smgt.local.labelstudio.tasks import parent_labels, task_for_object
@@ -71,7 +77,7 @@ def s3(s3_store) -> S3:
 
 
 @pytest.fixture(scope="module")
-def demo(s3: S3) -> dict[str, Any]:
+def demo_video(s3: S3) -> dict[str, Any]:
     """The demo video (30 frames of 320x180, every other frame in the sequence file) in our bucket."""
     return upload_demo_data(s3, BUCKET)
 
@@ -252,7 +258,7 @@ def test_bad_category_config_names_the_field(config: dict[str, Any], field: str)
 # Browser-saved results -> GT output
 
 
-def test_browser_video_boxes_become_a_tracking_seq_label(s3: S3, demo) -> None:
+def test_browser_video_boxes_become_a_tracking_seq_label(s3: S3, demo_video) -> None:
     captured = fixture("browser_video_boxes.json")
     line = {"source-ref": sequence(s3, "three", ["000001.jpg", "000002.jpg", "000003.jpg"])}
     task = make_task("VideoObjectTracking", TRACKING_CONFIG, line)
@@ -286,7 +292,7 @@ def test_browser_video_boxes_become_a_tracking_seq_label(s3: S3, demo) -> None:
       "object-name": "Lane:1"}),
     ("browser_video_keypoint.json", "VideoObjectDetection", "Keypoint", "keypoints", {"x": 190.18, "y": 98.48}),
 ])
-def test_browser_video_shapes_in_pixels(s3: S3, demo, name: str, modality: str, kind: str, list_key: str,
+def test_browser_video_shapes_in_pixels(s3: S3, demo_video, name: str, modality: str, kind: str, list_key: str,
                                         expected: dict[str, Any]) -> None:
     captured = fixture(name)
     if "Detection" in modality:  # the capture's project had an object # control, a detection project has none
@@ -304,7 +310,7 @@ def test_browser_video_shapes_in_pixels(s3: S3, demo, name: str, modality: str, 
         assert {k: frames[1]["keypoints"][0][k] for k in ("x", "y")} == {"x": 188.21, "y": 99.04}
 
 
-def test_browser_frame_text_attributes(s3: S3, demo) -> None:
+def test_browser_frame_text_attributes(s3: S3, demo_video) -> None:
     captured = fixture("browser_video_frame_text.json")
     config = {"labels": [{"label": "Lane"}, {"label": "Car"}], "annotationType": "Polygon",
               "frameAttributes": [{"name": "Weather", "type": "string", "description": "free text"}]}
@@ -320,7 +326,7 @@ def png_classes(png: bytes, config: dict[str, Any]) -> list[int]:
         return [by_rgb[p] for p in img.convert("RGB").getdata()]
 
 
-def test_browser_brush_becomes_the_gt_mask_pixel_exact(s3: S3, demo) -> None:
+def test_browser_brush_becomes_the_gt_mask_pixel_exact(s3: S3, demo_video) -> None:
     captured = fixture("browser_image_brush.json")
     config = {"labels": [{"label": "Road"}, {"label": "Car"}]}
     task = make_task("SemanticSegmentation", config, {"source-ref": f"{FRAMES}000001.jpg"})
@@ -390,7 +396,7 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("change", "reason"), [(c, r) for _, c, r in INVALID], ids=[n for n, _, _ in INVALID])
-def test_invalid_results_raise_result_error_with_the_reason(s3: S3, demo, change, reason: str) -> None:
+def test_invalid_results_raise_result_error_with_the_reason(s3: S3, demo_video, change, reason: str) -> None:
     task = make_task("VideoObjectTracking", TRACKING_CONFIG,
                      {"source-ref": sequence(s3, "three", ["000001.jpg", "000002.jpg", "000003.jpg"])})
     assert labeled_from_annotations(task, [annotation(VALID)], s3).value  # the unchanged result is valid
@@ -399,7 +405,16 @@ def test_invalid_results_raise_result_error_with_the_reason(s3: S3, demo, change
     assert reason in str(raised.value)
 
 
-def test_required_attributes_and_unreadable_inputs(s3: S3, demo) -> None:
+def test_failed_line_keeps_the_input_and_names_the_reason() -> None:
+    task = make_task("VideoObjectTracking", TRACKING_CONFIG, {"source-ref": "s3://b/seq.json", "extra": 1})
+    line = failed_line(task, f"ClientError: {ResultError('frame 0: object # is missing')}")
+    assert line == {"source-ref": "s3://b/seq.json", "extra": 1, "job-1-ref-metadata": {
+        "retry-count": 1, "failure-reason": "ClientError: frame 0: object # is missing", "human-annotated": "true"}}
+    assert failed_line(task, EXPIRED_REASON)["job-1-ref-metadata"]["failure-reason"].startswith(
+        "ClientError: Annotation tasks expired.")
+
+
+def test_required_attributes_and_unreadable_inputs(s3: S3, demo_video) -> None:
     config = copy.deepcopy(TRACKING_CONFIG)
     config["labels"][0]["attributes"][0]["isRequired"] = True
     config["frameAttributes"][1]["isRequired"] = True
@@ -433,7 +448,7 @@ def rect(rid: str, left: float, top: float, width: float, height: float, label: 
                       "rectanglelabels": [label]}}
 
 
-def test_three_image_workers_are_consolidated(s3: S3, demo) -> None:
+def test_three_image_workers_are_consolidated(s3: S3, demo_video) -> None:
     config = {"labels": [{"label": "Car"}, {"label": "Truck"}]}
     task = make_task("BoundingBox", config, {"source-ref": f"{FRAMES}000003.jpg"})
     workers = [
@@ -471,7 +486,7 @@ def square(x0: int, y0: int, x1: int, y1: int, width: int = 320, height: int = 1
     return bytes(255 if x0 <= x < x1 and y0 <= y < y1 else 0 for y in range(height) for x in range(width))
 
 
-def test_three_segmentation_workers_vote_per_pixel(s3: S3, demo) -> None:
+def test_three_segmentation_workers_vote_per_pixel(s3: S3, demo_video) -> None:
     config = {"labels": [{"label": "Road"}, {"label": "Car"}]}
     task = make_task("SemanticSegmentation", config, {"source-ref": f"{FRAMES}000005.jpg"})
     workers = [annotation([brush("r", "Road", square(0, 100, 320, 180)), brush("c", "Car", square(100, 50, 150, 90))]),
@@ -490,16 +505,16 @@ def test_three_segmentation_workers_vote_per_pixel(s3: S3, demo) -> None:
 
 
 @pytest.fixture(scope="module")
-def parent_video(s3: S3, demo) -> dict[str, Any]:
+def parent_video(s3: S3, demo_video) -> dict[str, Any]:
     """A level-1 tracking output of the demo video, as the simulated workforce writes it (MOT reference boxes)."""
-    line = {"source-ref": demo["sequence_uri"]}
+    line = {"source-ref": demo_video["sequence_uri"]}
     task = make_task("VideoObjectTracking", VEHICLE, line, job="vehicles")
     labeled = label_video(task, s3)
     for uri, body in labeled.files.items():
         s3.put_bytes(uri, body)
     out_line = {**line, task.label_attribute: labeled.value, f"{task.label_attribute}-metadata": labeled.metadata}
     # the level-2 input: down-sampled to 5 of the 15 frames, as the product's chaining does
-    seq = s3.get_json(demo["sequence_uri"])
+    seq = s3.get_json(demo_video["sequence_uri"])
     sampled = sample_sequence(seq, 33, random.Random(3))
     sampled_uri = f"s3://{BUCKET}/sequences/sampled.json"
     s3.put_json(sampled_uri, sampled)
@@ -586,7 +601,7 @@ def test_audit_moved_box_is_adjusted_with_the_parent_object_id(s3: S3, parent_vi
     assert labeled_from_annotations(audit, [annotation(removed)], s3).adjusted is True
 
 
-def test_image_box_and_mask_audits_compare_with_the_parent(s3: S3, demo) -> None:
+def test_image_box_and_mask_audits_compare_with_the_parent(s3: S3, demo_video) -> None:
     config = {"labels": [{"label": "Car"}, {"label": "Truck"}], "auditLabelAttributeName": "boxes"}
     parent = {"image_size": [{"width": 320, "height": 180, "depth": 3}],
               "annotations": [{"class_id": 1, "left": 10, "top": 20, "width": 30, "height": 40},
@@ -623,7 +638,7 @@ def test_image_box_and_mask_audits_compare_with_the_parent(s3: S3, demo) -> None
     assert grown.adjusted is True
 
 
-def test_parent_with_a_label_the_audit_config_lacks_fails_clearly(s3: S3, demo) -> None:
+def test_parent_with_a_label_the_audit_config_lacks_fails_clearly(s3: S3, demo_video) -> None:
     line = {"source-ref": f"{FRAMES}000007.jpg",
             "boxes": {"image_size": [{"width": 320, "height": 180}], "annotations": [
                 {"class_id": 0, "left": 1, "top": 1, "width": 5, "height": 5}]},
@@ -709,7 +724,7 @@ def stored_annotations(ls: LabelStudioClient, spec, ls_task: dict[str, Any],
     return stored
 
 
-def test_live_image_boxes_round_trip_within_a_pixel(label_studio: LabelStudioClient, s3: S3, demo) -> None:
+def test_live_image_boxes_round_trip_within_a_pixel(label_studio: LabelStudioClient, s3: S3, demo_video) -> None:
     config = {"labels": [{"label": "Car"}, {"label": "Truck"}]}
     task = make_task("BoundingBox", config, {"source-ref": f"{FRAMES}000009.jpg"})
     spec = labeling_config(task.modality, config, title="boxes", description="")
@@ -724,7 +739,7 @@ def test_live_image_boxes_round_trip_within_a_pixel(label_studio: LabelStudioCli
         assert abs(box["top"] + box["height"] - (top + height)) <= 1
 
 
-def test_live_segmentation_mask_round_trips_pixel_exact(label_studio: LabelStudioClient, s3: S3, demo) -> None:
+def test_live_segmentation_mask_round_trips_pixel_exact(label_studio: LabelStudioClient, s3: S3, demo_video) -> None:
     config = {"labels": [{"label": "Road"}, {"label": "Car"}, {"label": "Sky"}]}
     task = make_task("SemanticSegmentation", config, {"source-ref": f"{FRAMES}000011.jpg"})
     spec = labeling_config(task.modality, config, title="masks", description="")
@@ -738,7 +753,7 @@ def test_live_segmentation_mask_round_trips_pixel_exact(label_studio: LabelStudi
     assert png_classes(labeled.files[labeled.value], config) == expected
 
 
-def test_live_video_boxes_and_polylines_with_tracking_ids(label_studio: LabelStudioClient, s3: S3, demo) -> None:
+def test_live_video_boxes_and_polylines_with_tracking_ids(label_studio: LabelStudioClient, s3: S3, demo_video) -> None:
     seq = sequence(s3, "four", ["000002.jpg", "000004.jpg", "000006.jpg", "000008.jpg"])
     boxes = make_task("VideoObjectTracking", TRACKING_CONFIG, {"source-ref": seq}, job="live-boxes")
     spec = labeling_config(boxes.modality, boxes.config, title="boxes", description="")
