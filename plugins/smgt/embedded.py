@@ -102,6 +102,9 @@ class EmbeddedAirflow:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                # LocalExecutor runs tasks under the scheduler: after a crash of it, their task
+                # instances are retried once this long without a heartbeat (Airflow's default: 5 min).
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "SMGT_POKE_INTERVAL": env.get("SMGT_POKE_INTERVAL", "2"),
                 "PYTHONPATH": os.pathsep.join(

@@ -93,14 +93,15 @@ class LabelingJob:
                 self.store.update_job(self.name, status=self.status, failure_reason=self.failure_reason,
                                       modified=self.modified)
 
-    def record(self, index: int, *, line: dict[str, Any] | None = None, failure: str | None = None) -> bool:
-        """Record a finished data object (durably) and count it; False if it was recorded before."""
+    def record(self, index: int, line: dict[str, Any], *, failure: str | None = None) -> bool:
+        """Record a finished data object (durably) with its output-manifest line, and count it as
+        labeled, or failed when `failure` says why; False if it was recorded before."""
         with self.lock:
             modified = time.time()
-            if self.store is not None and not self.store.record_object(self.name, index, line=line, failure=failure,
+            if self.store is not None and not self.store.record_object(self.name, index, line, failure=failure,
                                                                        modified=modified):
                 return False
-            if line is not None:
+            if failure is None:
                 self.human_labeled += 1
             else:
                 self.failed += 1

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from .faults import FaultState
 from .jobs import LabelingJob
 from .labels_common import Task
-from .outputs import Worker, consolidated_prefix, write_manifest, write_object
+from .outputs import EXPIRED_REASON, Worker, consolidated_prefix, failed_line, write_manifest, write_object
 from .s3io import S3
 from .workforce import JobRun, ObjectResult, Workforces
 
@@ -91,9 +91,9 @@ class Lifecycle:
     def _finish_stop(self, job: LabelingJob) -> None:
         if self.closing.wait(self.timing.stop_seconds):
             raise _Shutdown  # the job stays Stopping; a restart finishes the stop
-        lines = job.store.labeled_lines(job.name) if job.store else []
+        lines = job.store.output_lines(job.name) if job.store else {}
         if lines:  # GT keeps what workers submitted before the stop
-            write_manifest(self.s3, job.spec.output_path, job.name, lines)
+            write_manifest(self.s3, job.spec.output_path, job.name, [lines[i] for i in sorted(lines)])
         job.set_status("Stopped")
 
     def _lifecycle(self, job: LabelingJob) -> None:
@@ -137,22 +137,25 @@ class Lifecycle:
 
         if job.stop_requested.is_set():
             return self._finish_stop(job)
+        lines = job.store.output_lines(job.name) if job.store else {}
         if expired.is_set():
-            # GT: tasks no worker finished within TaskAvailabilityLifetimeInSeconds expire; the job
-            # ends with them counted as unlabeled.
+            # GT: a task no worker finished within TaskAvailabilityLifetimeInSeconds expires; the job
+            # ends with its data object unlabeled, written to the manifest with the expiry reason.
+            for task in pending.values():
+                lines[task.index] = failed_line(task, EXPIRED_REASON)
             log.info("job %s: task availability lifetime ended with %d of %d data objects unlabeled",
-                     job.name, job.counters()["Unlabeled"], job.total)
-        elif job.human_labeled + job.failed < job.total:
+                     job.name, len(pending), job.total)
+        elif pending:
             raise RuntimeError(f"the {workforce.name} workforce returned with data objects unlabeled")
         if job.human_labeled == 0:
             failures = list((job.store.failures(job.name) if job.store else {}).items())[:3]
-            detail = "; ".join(f"data object {i}: {why}" for i, why in failures) or "every task expired"
+            detail = "; ".join(f"data object {i}: {why.removeprefix('ClientError: ')}" for i, why in failures)
+            detail = detail or "every task expired"
             job.set_status("Failed", f"ClientError: no data object could be labeled; {detail}")
             return
         if self._wait(job, faults.delay_for(job.name)):
             return self._finish_stop(job)
-        lines = job.store.labeled_lines(job.name) if job.store else []
-        write_manifest(self.s3, job.spec.output_path, job.name, lines)
+        write_manifest(self.s3, job.spec.output_path, job.name, [lines[i] for i in sorted(lines)])
         with job.lock:
             if job.status == "InProgress":
                 job.set_status("Completed")
@@ -171,11 +174,14 @@ class Lifecycle:
             log.warning("job %s: the workforce returned data object %d, which was not pending", job.name, result.index)
             return
         if result.labeled is None or not result.answers:
-            job.record(result.index, failure=result.failure or "no answer")
+            reason = result.failure or "no answer"
+            if not reason.startswith("ClientError"):  # GT's failure reasons name the error class
+                reason = f"ClientError: {reason}"
+            job.record(result.index, failed_line(task, reason), failure=reason)
             return
         line = write_object(self.s3, task, result.labeled, result.answers, output_path=job.spec.output_path,
                             issuer=self.issuer)
-        job.record(result.index, line=line)
+        job.record(result.index, line)
 
 
 def worker_from_cognito(user: dict, region: str) -> Worker:

@@ -72,6 +72,30 @@ def write_object(s3: S3, task: Task, labeled: Labeled, answers: list[Answer], *,
     return {**task.line, task.label_attribute: labeled.value, f"{task.label_attribute}-metadata": metadata}
 
 
+# How GT writes a data object that could not be labeled (FailedNonRetryableError in LabelCounters): the
+# input line is kept, without the label attribute, and `<label attribute>-metadata` holds only the
+# failure. Not in GT's developer guide; seen in an AWS sample's test data, an output manifest whose
+# tasks expired (aws-samples/amazon-comprehend-semi-structured-documents-annotation-tools,
+# test/unit/resources/output_with_expired_tasks_manifest.jsonl, and its src/utils/output_manifest_utils.py
+# which detects expiry by this reason). When TaskAvailabilityLifetimeInSeconds runs out before a worker
+# submits, GT ends the task and the object fails with EXPIRED_REASON; "Output data appears in this
+# location when the workers have submitted one or more tasks, or when tasks expire"
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html).
+EXPIRED_REASON = ("ClientError: Annotation tasks expired.  Probable Reasons are 1) TaskAvailabilityLifetimeInSeconds "
+                  "parameter is too small.  2) Reward is too low for workers to work on the task.  3) If you use a "
+                  "custom html template, your template may be broken.  4) Data (image/video/text) sent for annotation "
+                  "is broken or too big, preventing completion.  5) All workers declined the tasks.")
+
+
+def failed_line(task: Task, reason: str) -> dict[str, Any]:
+    """The output manifest line GT writes for a data object that failed: input line + metadata with the reason.
+
+    reason: GT-style, e.g. EXPIRED_REASON or f"ClientError: {problem}".
+    """
+    return {**task.line, f"{task.label_attribute}-metadata": {"retry-count": 1, "failure-reason": reason,
+                                                                "human-annotated": "true"}}
+
+
 def write_manifest(s3: S3, output_path: str, job_name: str, lines: list[dict[str, Any]]) -> str:
     uri = output_manifest_uri(output_path, job_name)
     s3.put_lines(uri, lines)

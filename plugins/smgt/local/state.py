@@ -8,7 +8,8 @@ SIGKILL of the emulator loses nothing it acknowledged. After a restart `JobStore
 Tables:
     jobs     one row per labeling job ever created; `name_key` (lower-case name) is the primary key,
              so a name is taken once, forever, case-insensitively (GT's rule)
-    objects  one row per finished data object of a job: its output-manifest line, or why it failed
+    objects  one row per finished data object of a job: its output-manifest line (GT writes one for a
+             failed object too, naming the failure) and, when it failed, why
     teams    one row per work team (the CreateWorkteam request)
 
 `path=None` keeps everything in memory (a throw-away emulator, e.g. a test of one API call).
@@ -44,8 +45,8 @@ create table if not exists jobs (
 create table if not exists objects (
     name_key text not null references jobs(name_key),
     idx integer not null,           -- dataset object id (line number in the input manifest, from 0)
-    line text,                      -- its output-manifest line (JSON) when labeled
-    failure text,                   -- why it failed, when it did
+    line text not null,             -- its output-manifest line (JSON)
+    failure text,                   -- why it failed, when it did (counted as failed, not labeled)
     primary key (name_key, idx)
 );
 create table if not exists teams (
@@ -133,23 +134,22 @@ class StateStore:
 
     # ------------------------------------------------------------ data objects
 
-    def record_object(self, name: str, index: int, *, line: dict[str, Any] | None = None,
-                      failure: str | None = None, modified: float) -> bool:
-        """Record a finished data object and bump the job's counters in one transaction.
+    def record_object(self, name: str, index: int, line: dict[str, Any], *, failure: str | None = None,
+                      modified: float) -> bool:
+        """Record a finished data object (labeled, or failed when `failure` says why) and bump the
+        job's counters in one transaction.
 
         Returns False (and changes nothing) when the object was recorded before: a data object is
         labeled once, even if a resumed workforce hands it in again.
         """
-        if (line is None) == (failure is None):
-            raise ValueError("record_object takes exactly one of line= and failure=")
         with self._tx() as db:
             cur = db.execute(
                 "insert or ignore into objects (name_key, idx, line, failure) values (?, ?, ?, ?)",
-                (name.lower(), index, json.dumps(line, separators=(",", ":")) if line is not None else None, failure),
+                (name.lower(), index, json.dumps(line, separators=(",", ":")), failure),
             )
             if cur.rowcount == 0:
                 return False
-            column = "human_labeled" if line is not None else "failed"
+            column = "failed" if failure is not None else "human_labeled"
             db.execute(f"update jobs set {column} = {column} + 1, modified = ? where name_key = ?",  # noqa: S608
                        (modified, name.lower()))
         return True
@@ -159,12 +159,12 @@ class StateStore:
             rows = self._db.execute("select idx from objects where name_key = ?", (name.lower(),)).fetchall()
         return {row[0] for row in rows}
 
-    def labeled_lines(self, name: str) -> list[dict[str, Any]]:
-        """Output-manifest lines of the labeled data objects, in input-manifest order."""
+    def output_lines(self, name: str) -> dict[int, dict[str, Any]]:
+        """Output-manifest lines of the finished data objects (labeled or failed), by index."""
         with self._lock:
-            rows = self._db.execute("select line from objects where name_key = ? and line is not null order by idx",
+            rows = self._db.execute("select idx, line from objects where name_key = ? order by idx",
                                     (name.lower(),)).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return {row[0]: json.loads(row[1]) for row in rows}
 
     def failures(self, name: str) -> dict[int, str]:
         with self._lock:

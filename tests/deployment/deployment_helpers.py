@@ -1,0 +1,83 @@
+"""Helpers of the deployment tests: run a batch through the batch API of a LocalDeployment, wait for
+labeling-job states, snapshot and compare what the S3 store holds. A uniquely named module (not
+conftest) so other test folders cannot shadow it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sample_batches import notebook_batch
+
+from smgt.deployment import LocalDeployment
+
+TERMINAL = {"COMPLETE", "INTERNAL_ERROR", "VALIDATION_FAIL"}
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float, poll: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except Exception:  # a component being restarted: try again
+            value = None
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def batch_with_rates(batch_id: str, rate: float = 50) -> dict[str, Any]:
+    """The notebook batch with its level-2 rates given (no human-in-the-loop wait)."""
+    config = notebook_batch(batch_id)
+    for job in config["labelingJobs"]:
+        if job["jobLevel"] > 1:
+            job["inputConfig"]["downSamplingRate"] = rate
+    return config
+
+
+def create_batch(local: LocalDeployment, config: dict[str, Any]) -> None:
+    assert local.airflow is not None
+    resp = local.airflow.session("admin").post(f"{local.airflow.url}/smgt/batch/create", json=config, timeout=60)
+    assert resp.status_code == 200, resp.text
+
+
+def show(local: LocalDeployment, batch_id: str) -> dict[str, Any]:
+    assert local.airflow is not None
+    resp = local.airflow.session("admin").get(f"{local.airflow.url}/smgt/batch/show", params={"batchId": batch_id},
+                                              timeout=60)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def wait_batch(local: LocalDeployment, batch_id: str, timeout: float = 300) -> dict[str, Any]:
+    return wait_until(f"batch {batch_id} to end", lambda: (s := show(local, batch_id))["status"] in TERMINAL and s,
+                      timeout=timeout, poll=2)
+
+
+def job_statuses(local: LocalDeployment) -> dict[str, str]:
+    sm = local.client("sagemaker")
+    return {j["LabelingJobName"]: j["LabelingJobStatus"]
+            for j in sm.list_labeling_jobs(MaxResults=100)["LabelingJobSummaryList"]}
+
+
+def store_snapshot(local: LocalDeployment) -> dict[tuple[str, str], str]:
+    """(bucket, key) -> ETag of every object in the S3 store."""
+    s3 = local.client("s3")
+    out = {}
+    for bucket in (b["Name"] for b in s3.list_buckets()["Buckets"]):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            out.update({(bucket, o["Key"]): o["ETag"] for o in page.get("Contents", [])})
+    return out
+
+
+def batch_files(local: LocalDeployment, batch_id: str) -> dict[str, bytes]:
+    """Every file the batch wrote (chained inputs and GT output) under its processing prefix."""
+    s3 = local.client("s3")
+    bucket, prefix = local.settings.processing_bucket, f"{local.settings.processing_prefix}/{batch_id}/"
+    files = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            files[obj["Key"]] = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+    return files
