@@ -120,13 +120,15 @@ class LocalDeployment:
     `workforce`: "simulated" or "labelstudio" (people label in Label Studio; point-cloud jobs stay
     simulated). `task_seconds`/`init_seconds`/`seed`/`clock_origin`: the simulated workforce's pace
     and determinism (see smgt.local). `airflow`: also run Airflow (False: the AWS side only).
-    `airflow_env`: extra environment for the Airflow processes.
+    `airflow_env`: extra environment for the Airflow processes. `labelstudio_poll_seconds`: how often
+    the emulator polls Label Studio for finished tasks.
     """
 
     def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR, *, workforce: str = "simulated",
                  task_seconds: float = 2.0, init_seconds: float = 1.0, seed: int = 0,
                  clock_origin: float | None = None, airflow: bool = True,
-                 airflow_env: dict[str, str] | None = None, settings: Settings | None = None) -> None:
+                 airflow_env: dict[str, str] | None = None, settings: Settings | None = None,
+                 labelstudio_poll_seconds: float = 5.0) -> None:
         if workforce not in ("simulated", "labelstudio"):
             raise ValueError(f"workforce: {workforce!r} is not one of simulated, labelstudio")
         self.state_dir = Path(state_dir).absolute()
@@ -137,6 +139,7 @@ class LocalDeployment:
         self.clock_origin = clock_origin
         self.with_airflow = airflow
         self.airflow_env = dict(airflow_env or {})
+        self.labelstudio_poll_seconds = labelstudio_poll_seconds
         self.settings = settings or get_settings()
         self.config: dict[str, Any] = {}
         self.seaweedfs: Any = None
@@ -355,7 +358,8 @@ class LocalDeployment:
                "SMGT_LOCAL_S3_ACCESS_KEY": store.access_key, "SMGT_LOCAL_S3_SECRET_KEY": store.secret_key}
         if self.workforce == "labelstudio":
             env.update({"SMGT_LABELSTUDIO_URL": self.labelstudio.url,
-                        "SMGT_LABELSTUDIO_TOKEN": self.config["secrets"]["labelstudio_token"]})
+                        "SMGT_LABELSTUDIO_TOKEN": self.config["secrets"]["labelstudio_token"],
+                        "SMGT_LABELSTUDIO_POLL_SECONDS": str(self.labelstudio_poll_seconds)})
         log_path = self.state_dir / "logs" / "emulator.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
