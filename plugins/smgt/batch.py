@@ -231,6 +231,7 @@ def collected_result(description: Mapping[str, Any]) -> dict[str, Any]:
         "labelCounters": summary["LabelCounters"],
         "outputManifestS3Uri": summary["OutputManifestS3Uri"],
         "failureReason": summary.get("FailureReason"),
+        "workforce": summary.get("Workforce"),
     }
 
 

@@ -130,6 +130,7 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             if prepared["sampling"]:
                 row["sampling"] = prepared["sampling"]
             row["outputS3Uri"] = collected.get("outputManifestS3Uri") or created.get("OutputManifestS3Uri")
+            row["workforce"] = collected.get("workforce") or created.get("Workforce")
             if collected:
                 row["status"] = collected.get("status", JOB_COMPLETE)
                 row["labelCounters"] = collected.get("labelCounters")
@@ -204,7 +205,7 @@ def _job_level_entry(batch_id: str, row: Mapping[str, Any], presign: Callable[[s
         "jobLevel": row["jobLevel"],
         "downSamplingRate": row.get("downSamplingRate"),
     }
-    for extra in ("labelCounters", "sampling", "failureReason"):
+    for extra in ("labelCounters", "sampling", "failureReason", "workforce"):
         if row.get(extra) is not None:
             entry[extra] = row[extra]
     return entry

@@ -62,6 +62,8 @@ def test_operator_creates_then_adopts(gt: FakeGroundTruth) -> None:
         "LabelingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:labeling-job/{JOB}",
         "OutputManifestS3Uri": OUTPUT,
         "adopted": False,
+        # Who labels it, from the work team in the request (GT has private, vendor and public crowds).
+        "Workforce": "private-crowd/smgt-workflows-first-level",
     }
     assert json.loads(json.dumps(result)) == result  # XCom-ready
     assert operator.execute({}) == {**result, "adopted": True}
@@ -100,6 +102,7 @@ def test_completed_returns_summary(gt: FakeGroundTruth, job: str) -> None:
             "Unlabeled": 0,
         },
         "OutputManifestS3Uri": OUTPUT,
+        "Workforce": "private-crowd/smgt-workflows-first-level",
     }
 
 

@@ -73,7 +73,10 @@ def test_describe_is_case_insensitive_and_name_reuse_rejected_forever(sm, demo):
                       demo["label_configs"]["vehicle_label_category"])
     sm.create_labeling_job(**req)
     assert wait_terminal(sm, name)["LabelingJobStatus"] == "Completed"
-    assert sm.describe_labeling_job(LabelingJobName=name.upper())["LabelingJobName"] == name
+    described = sm.describe_labeling_job(LabelingJobName=name.upper())
+    assert described["LabelingJobName"] == name
+    # The emulator says who labeled the job in a tag (the request had no tags).
+    assert described["Tags"] == [{"Key": "smgt-local:workforce", "Value": "simulated"}]
     for again in (name, name.lower(), name.upper()):
         with pytest.raises(ClientError) as err:
             sm.create_labeling_job(**{**req, "LabelingJobName": again})

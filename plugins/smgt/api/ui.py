@@ -51,13 +51,23 @@ def _link(url: Any, label: str) -> str:
     return f'<a href="{escape(str(url), quote=True)}" target="_blank" rel="noopener">{escape(label)}</a>'
 
 
+# How the local Ground Truth's workforces read on the page; GT work teams show as their ARN path.
+_WORKFORCES = {"labelstudio": "Label Studio (local)", "simulated": "simulated workers (local)"}
+
+
+def _workforce(name: Any) -> str:
+    if not name:
+        return '<span class="muted">-</span>'
+    return escape(_WORKFORCES.get(str(name), str(name)))
+
+
 def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int] | None = None) -> str:
     rows = []
     # Runs triggered from the UI form have a generated run id; the batch id is in their conf.
     run_id = str(detail.get("runId") or batch_id)
     run_url = f"/dags/{quote(str(detail.get('dagId', BATCH_DAG_ID)))}/runs/{quote(run_id)}"
     header = (
-        f'<tr><th colspan="6" id="batch-{escape(batch_id, quote=True)}">'
+        f'<tr><th colspan="7" id="batch-{escape(batch_id, quote=True)}">'
         f'<a href="{escape(run_url, quote=True)}" target="_top">{escape(batch_id)}</a> '
         f"&middot; {_status(detail.get('status'))}"
     )
@@ -85,6 +95,7 @@ def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int
                 f"<td>{escape(str(job.get('labelingJobName', '')))}</td>"
                 f"<td>{_status(job.get('batchStatus', ''))}</td>"
                 f"<td>{escape(str(job.get('labelAttributeName', '')))}</td>"
+                f"<td>{_workforce(job.get('workforce'))}</td>"
                 f"<td>{_link(job.get('jobInputS3Url'), 'input manifest')}</td>"
                 f"<td>{_link(job.get('jobOutputS3Url'), 'output manifest')}</td>"
                 "</tr>"
@@ -140,7 +151,7 @@ def batches_page(session: Any, batch_status: Any, *, page: int = 0) -> str:
         nav.append(f'<a href="?page={page + 1}">older &rarr;</a>')
     table = (
         "<table><tr><th>Level</th><th>Labeling job</th><th>Job status</th><th>Label attribute</th>"
-        "<th>Input</th><th>Output</th></tr>" + "\n".join(sections) + "</table>"
+        "<th>Labeled by</th><th>Input</th><th>Output</th></tr>" + "\n".join(sections) + "</table>"
         if sections
         else '<p class="muted">No batches yet. Create one with POST /smgt/batch/create or by '
         f"triggering the {BATCH_DAG_ID} DAG.</p>"

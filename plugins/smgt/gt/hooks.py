@@ -74,6 +74,21 @@ def labeling_job_differences(request: dict[str, Any], description: dict[str, Any
     ]
 
 
+# The local Ground Truth tags each job with who labels it (GT itself has no such field).
+LOCAL_WORKFORCE_TAG = "smgt-local:workforce"
+
+
+def workforce_of(description: dict[str, Any]) -> str | None:
+    """Who labels a job: `labelstudio` or `simulated` on the local Ground Truth (its tag), else the
+    work team from the ARN, e.g. `private-crowd/smgt-workflows-first-level` (GT's workforce types:
+    private-crowd, vendor-crowd, public-crowd)."""
+    for tag in description.get("Tags") or []:
+        if tag.get("Key") == LOCAL_WORKFORCE_TAG:
+            return tag.get("Value")
+    arn = (description.get("HumanTaskConfig") or {}).get("WorkteamArn") or ""
+    return arn.split(":workteam/", 1)[1] if ":workteam/" in arn else None
+
+
 def labeling_job_summary(description: dict[str, Any]) -> dict[str, Any]:
     """JSON-ready summary of a DescribeLabelingJob response (for XCom and trigger events)."""
     name = description["LabelingJobName"]
@@ -91,6 +106,8 @@ def labeling_job_summary(description: dict[str, Any]) -> dict[str, Any]:
     }
     if description.get("FailureReason"):
         summary["FailureReason"] = description["FailureReason"]
+    if workforce := workforce_of(description):
+        summary["Workforce"] = workforce
     return summary
 
 

@@ -9,7 +9,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
 
-from smgt.gt.hooks import LabelingJobHook, resolve_connection_params
+from smgt.gt.hooks import LabelingJobHook, resolve_connection_params, workforce_of
 from smgt.gt.requests import output_manifest_uri
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
 
     def execute(self, context: Context) -> dict[str, Any]:
         created = self.hook.create_labeling_job(self.request)
-        return {
+        result = {
             "LabelingJobName": created["LabelingJobName"],
             "LabelingJobArn": created["LabelingJobArn"],
             "OutputManifestS3Uri": output_manifest_uri(
@@ -66,3 +66,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             ),
             "adopted": created["adopted"],
         }
+        # Who labels it (a person wants to know where to go while the job runs): one Describe.
+        if workforce := workforce_of(self.hook.describe_labeling_job(created["LabelingJobName"])):
+            result["Workforce"] = workforce
+        return result
