@@ -99,3 +99,21 @@ class ScriptedAnnotator:
 
     def submit(self, task_id: int, result: list[dict[str, Any]], lead_time: float = 42.0) -> dict[str, Any]:
         return self.ls.create_annotation(task_id, result, lead_time=lead_time)
+
+
+def login_session(url: str, email: str, password: str) -> Any:
+    """A requests session logged in through Label Studio's real login form (CSRF cookie + form post);
+    `whoami(session)` then names the user, or is None when the login failed."""
+    import requests
+
+    session = requests.Session()
+    session.get(f"{url}/user/login/", timeout=30).raise_for_status()
+    csrf = session.cookies.get("csrftoken")
+    session.post(f"{url}/user/login/", data={"email": email, "password": password, "csrfmiddlewaretoken": csrf},
+                 timeout=30, allow_redirects=False)
+    return session
+
+
+def whoami(url: str, session: Any) -> str | None:
+    response = session.get(f"{url}/api/current-user/whoami", timeout=30)
+    return response.json().get("email") if response.status_code == 200 else None

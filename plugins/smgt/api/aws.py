@@ -116,15 +116,24 @@ def describe_workforce(settings: Settings) -> list[dict[str, Any]]:
                 definitions.append({"oidc": definition.get("OidcMemberDefinition", {})})
                 continue
             definitions.append(_member_definition(cognito, cognito_def))
-        result.append(
-            {
-                "category": category,
-                "workteamName": team.get("WorkteamName", name),
-                "workteamArn": team.get("WorkteamArn", arn),
-                "memberDefinitions": definitions,
-            }
-        )
+        entry = {
+            "category": category,
+            "workteamName": team.get("WorkteamName", name),
+            "workteamArn": team.get("WorkteamArn", arn),
+            "memberDefinitions": definitions,
+        }
+        if portal := labeling_portal_url(team.get("SubDomain")):
+            entry["labelingPortalUrl"] = portal
+        result.append(entry)
     return result
+
+
+def labeling_portal_url(sub_domain: str | None) -> str | None:
+    """Where the team's workers log in: GT's portal is `https://{SubDomain}`; the local Ground Truth
+    with the Label Studio workforce gives Label Studio's URL there (members log in with their e-mail)."""
+    if not sub_domain:
+        return None
+    return sub_domain if "://" in sub_domain else f"https://{sub_domain}"
 
 
 def _member_definition(cognito: Any, definition: dict[str, str]) -> dict[str, Any]:

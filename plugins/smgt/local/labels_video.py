@@ -182,7 +182,10 @@ def _video_adjust(task: Task, s3: S3) -> Labeled:
             if items or list_key == "annotations":
                 out[list_key] = items
         count = sum(len(out.get(k, [])) for k in ("annotations", "polylines", "polygons", "keypoints"))
-        out["frame-attributes"] = frame_attributes(task.config, rng, count, adjusted=frame_adjusted)
+        # The parent's frame attributes stay (as its label-category attributes do); the
+        # adjustment config's own ones (e.g. a frame-quality verdict) are added.
+        out["frame-attributes"] = {**(src.get("frame-attributes") or {}),
+                                   **frame_attributes(task.config, rng, count, adjusted=frame_adjusted)}
         any_adjusted |= frame_adjusted
         frames.append(out)
     return _video_result(task, frames, used, adjusted=any_adjusted)

@@ -241,6 +241,13 @@ class LabelStudioClient:
         if not isinstance(ids, list) or len(ids) != len(items):
             raise LabelStudioApiError("POST", f"/api/projects/{pid}/import", 201,
                                       f"expected {len(items)} task_ids, got {json.dumps(body)[:500]}")
+        # Label Studio validates predictions against the labeling config and drops invalid ones
+        # while still answering 201 (tasks/serializers.py add_predictions): say so instead.
+        sent = sum(len(t.get("predictions") or []) for t in items)
+        if sent and body.get("prediction_count") != sent:
+            raise LabelStudioApiError("POST", f"/api/projects/{pid}/import", 201,
+                                      f"{sent} predictions sent, {body.get('prediction_count')} stored: "
+                                      f"{json.dumps(body)[:1000]}")
         return ids
 
     def iter_tasks(self, project_id: int, *, page_size: int = 100) -> Iterator[JSON]:
