@@ -77,7 +77,13 @@ def _workforce(args: argparse.Namespace, s3_store: Any) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
     from .emulator import LocalGroundTruth
+
+    # Jobs resumed, workforce progress and failed data objects go to the log (stderr).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
 
     s3_store = _s3_store(args)
     emu = LocalGroundTruth(port=args.port, host=args.host, task_seconds=args.task_seconds,

@@ -53,6 +53,14 @@ class LabelStudioApiError(RuntimeError):
             return None
 
 
+class PredictionsDropped(LabelStudioApiError):
+    """An import made its tasks (`task_ids`) but stored fewer predictions than it was sent."""
+
+    def __init__(self, path: str, task_ids: list[int], text: str) -> None:
+        super().__init__("POST", path, 201, text)
+        self.task_ids = task_ids
+
+
 class LabelStudioClient:
     """Label Studio REST API at `url` (e.g. `http://127.0.0.1:8080`) as the user owning `token`.
 
@@ -241,13 +249,14 @@ class LabelStudioClient:
         if not isinstance(ids, list) or len(ids) != len(items):
             raise LabelStudioApiError("POST", f"/api/projects/{pid}/import", 201,
                                       f"expected {len(items)} task_ids, got {json.dumps(body)[:500]}")
-        # Label Studio validates predictions against the labeling config and drops invalid ones
-        # while still answering 201 (tasks/serializers.py add_predictions): say so instead.
+        # Label Studio can drop predictions while still answering 201: invalid ones (tasks/serializers.py
+        # add_predictions), or all of them when its SQLite database was locked by a concurrent write
+        # (measured: "prediction_count": 0 after a 3 s wait). Say so, with the tasks that were made.
         sent = sum(len(t.get("predictions") or []) for t in items)
         if sent and body.get("prediction_count") != sent:
-            raise LabelStudioApiError("POST", f"/api/projects/{pid}/import", 201,
-                                      f"{sent} predictions sent, {body.get('prediction_count')} stored: "
-                                      f"{json.dumps(body)[:1000]}")
+            raise PredictionsDropped(f"/api/projects/{pid}/import", ids,
+                                     f"{sent} predictions sent, {body.get('prediction_count')} stored: "
+                                     f"{json.dumps(body)[:1000]}")
         return ids
 
     def iter_tasks(self, project_id: int, *, page_size: int = 100) -> Iterator[JSON]:
@@ -305,6 +314,15 @@ class LabelStudioClient:
             raise ValueError("result must be a list of Label Studio result dicts")
         body = {"result": result, "was_cancelled": bool(was_cancelled), **_present(lead_time=lead_time), **fields}
         return self.request("POST", f"/api/tasks/{_id('task_id', task_id)}/annotations/", json_body=body)
+
+    def create_prediction(self, task_id: int, result: list[JSON], *, model_version: str | None = None,
+                          score: float | None = None) -> JSON:
+        """`POST /api/predictions/`: a prediction (pre-filled regions a labeler starts from) for one task."""
+        if not isinstance(result, list):
+            raise ValueError("result must be a list of Label Studio result dicts")
+        body = {"task": _id("task_id", task_id), "result": result,
+                **_present(model_version=model_version, score=score)}
+        return self.request("POST", "/api/predictions/", json_body=body)
 
     def get_annotation(self, annotation_id: int) -> JSON:
         """`GET /api/annotations/{id}/`."""

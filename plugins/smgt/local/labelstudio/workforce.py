@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,7 @@ from ..labels_common import Task
 from ..outputs import Worker
 from ..s3io import S3
 from ..workforce import Answer, JobRun, ObjectResult
-from .client import LabelStudioApiError, LabelStudioClient
+from .client import LabelStudioApiError, LabelStudioClient, PredictionsDropped
 from .convert import ResultError, answer_content, labeled_from_annotations
 from .labeling_config import labeling_config
 from .tasks import InputError, task_for_object
@@ -70,6 +71,9 @@ class LabelStudioWorkforce:
             aws_secret_access_key=s3_store.secret_key, region_name="us-east-1",
             config=Config(retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"})))
         self._emails: dict[int, str] = {}  # Label Studio user id -> e-mail
+        # Label Studio on SQLite fails concurrent writes ("database is locked"; an import then even
+        # drops its predictions), so this emulator's jobs make their projects and tasks one at a time.
+        self._writes = threading.Lock()
 
     @classmethod
     def from_env(cls, *, s3_store: Any) -> LabelStudioWorkforce:
@@ -135,9 +139,10 @@ class LabelStudioWorkforce:
             spec = labeling_config(job.spec.modality, job.spec.category_config, title=job.name,
                                    description=human.get("TaskDescription", ""))
             description = f"{job.name}: {human.get('TaskTitle', '')}\n{spec.description}".strip()
-            project = self._find_project(job.name, spec.title) or self.client.create_project(
-                **{**spec.payload(), "description": description},
-                maximum_annotations=human["NumberOfHumanWorkersPerDataObject"], show_skip_button=True)
+            with self._writes:
+                project = self._find_project(job.name, spec.title) or self.client.create_project(
+                    **{**spec.payload(), "description": description},
+                    maximum_annotations=human["NumberOfHumanWorkersPerDataObject"], show_skip_button=True)
             project_id = project["id"]
             job.save_workforce_state(project_id=project_id)
         return project_id
@@ -164,14 +169,29 @@ class LabelStudioWorkforce:
         buckets = {parse_s3_uri(uri)[0] for p in payloads
                    for uri in [p["data"].get("image"), *(p["data"].get("frames") or [])]
                    if isinstance(uri, str) and uri.startswith("s3://")}
-        have = {s.get("bucket") for s in self.client.list_s3_import_storages(project_id)}
-        for bucket in sorted(buckets - have):
-            self.client.create_s3_import_storage(
-                project_id, bucket=bucket, s3_endpoint=self.storage_endpoint, access_key_id=self.store.access_key,
-                secret_access_key=self.store.secret_key, presign=False, title=f"{bucket} (served by Label Studio)")
-        for start in range(0, len(payloads), IMPORT_CHUNK):
-            self.client.import_tasks(project_id, payloads[start:start + IMPORT_CHUNK])
+        with self._writes:
+            have = {s.get("bucket") for s in self.client.list_s3_import_storages(project_id)}
+            for bucket in sorted(buckets - have):
+                self.client.create_s3_import_storage(
+                    project_id, bucket=bucket, s3_endpoint=self.storage_endpoint, access_key_id=self.store.access_key,
+                    secret_access_key=self.store.secret_key, presign=False, title=f"{bucket} (served by Label Studio)")
+            for start in range(0, len(payloads), IMPORT_CHUNK):
+                chunk = payloads[start:start + IMPORT_CHUNK]
+                try:
+                    self.client.import_tasks(project_id, chunk)
+                except PredictionsDropped as dropped:
+                    log.warning("job %s: %s; adding them task by task", run.job.name, dropped)
+                    self._add_missing_predictions(dropped.task_ids, chunk)
+        log.info("job %s: %d task(s) imported into Label Studio project %d (%d with the parent's labels drawn)",
+                 run.job.name, len(payloads), project_id, sum(bool(p.get("predictions")) for p in payloads))
         return failed
+
+    def _add_missing_predictions(self, task_ids: list[int], payloads: list[dict[str, Any]]) -> None:
+        for task_id, payload in zip(task_ids, payloads, strict=True):
+            if payload.get("predictions") and not self.client.get_task(task_id).get("predictions"):
+                for prediction in payload["predictions"]:
+                    self.client.create_prediction(task_id, prediction["result"],
+                                                  model_version=prediction.get("model_version"))
 
     # ------------------------------------------------------------ results
 

@@ -1,10 +1,14 @@
-"""The notebook's 4-job batch labeled by people in Label Studio (a scripted stand-in using only Label
-Studio's REST API), on the local deployment with the Label Studio workforce and Airflow.
+"""The Label Studio workforce on the local deployment (SeaweedFS, Label Studio, the local Ground
+Truth, Airflow), with people stood in for by a script that uses only Label Studio's REST API.
 
-Level 1: vehicle boxes (with object numbers, attributes and the frame attribute) and lane polylines
-on every frame; the batch waits; 50 % is posted; level 2 opens pre-filled with the level-1 labels on
-exactly the sampled frames; the reviewer moves one box and passes the rest; the batch completes and
-the outputs carry the submitted geometry within 1 px, the moved box adjusted.
+- The notebook's 4-job batch: vehicle boxes (object numbers, attributes, the frame attribute) and
+  lane polylines on every frame at level 1; the batch waits; 50 % is posted; level 2 opens
+  pre-filled on exactly the sampled frames; one box is moved and the rest passed; the outputs carry
+  the submitted geometry within 1 px, identities kept, the moved box adjusted.
+- workforce/show names the labeling portal and every member can log in.
+- Image boxes and a segmentation mask round-trip to GT's format; a bad result fails its data object.
+- Label Studio or the emulator SIGKILLed mid-job or mid-level: no submitted annotation is lost and
+  the job or batch completes (the Label Studio rows of the restart matrix).
 """
 
 from __future__ import annotations
@@ -232,3 +236,183 @@ def test_workforce_show_lists_label_studio_logins(local: LocalDeployment) -> Non
             session = login_session(local.labelstudio.url, login["email"], login["password"])
             assert whoami(local.labelstudio.url, session) == login["email"]
     assert whoami(local.labelstudio.url, login_session(local.labelstudio.url, "labeler-1@example.com", "wrong")) is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Image jobs through the local Ground Truth's API (boto3), labeled in Label Studio
+
+
+@pytest.fixture(scope="module")
+def image_inputs(local: LocalDeployment) -> dict[str, str]:
+    """Two demo frames as an image manifest, a UI template, and label configs for boxes and masks."""
+    bucket = local.settings.input_bucket
+    s3 = local.client("s3")
+    frames = f"s3://{bucket}/MOT17/train/MOT17-13-SDP/img1"
+    put = {
+        "ls-tests/images.manifest": "".join(json.dumps({"source-ref": f"{frames}/{n:06d}.jpg"}) + "\n" for n in (1, 3)),
+        "ls-tests/template.liquid.html": "<crowd-form></crowd-form>",
+        "ls-tests/boxes.json": json.dumps({"document-version": "2018-11-28", "labels": [{"label": "Car"},
+                                                                                          {"label": "Truck"}]}),
+        "ls-tests/masks.json": json.dumps({"document-version": "2018-11-28", "labels": [{"label": "Road"},
+                                                                                          {"label": "Car"}]}),
+    }
+    for key, body in put.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    return {name.split("/")[1].split(".")[0]: f"s3://{bucket}/{name}" for name in put}
+
+
+def image_job(local: LocalDeployment, inputs: dict[str, str], modality: str, config: str, prefix: str) -> str:
+    from local.local_gt_helpers import job_request, unique
+
+    name = unique(prefix)
+    local.client("sagemaker").create_labeling_job(**job_request(name, modality, inputs["images"], inputs[config],
+                                                                template=inputs["template"]))
+    return name
+
+
+def wait_job(local: LocalDeployment, name: str, timeout: float = 120) -> dict[str, Any]:
+    sm = local.client("sagemaker")
+    return wait_until(f"job {name} to end", lambda: (d := sm.describe_labeling_job(LabelingJobName=name))[
+        "LabelingJobStatus"] in ("Completed", "Failed", "Stopped") and d, timeout, 1)
+
+
+def image_task(annotator: ScriptedAnnotator, project: dict[str, Any], index: int) -> dict[str, Any]:
+    return next(t for t in annotator.tasks(project["id"]) if t["data"]["gt_index"] == index)
+
+
+def test_image_boxes_and_a_mask_round_trip_to_gt_format(local: LocalDeployment, image_inputs: dict) -> None:
+    from PIL import Image
+
+    from smgt.local.labelstudio.rle import encode_mask
+
+    labeler = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["labeler-2@example.com"])
+    boxes_job = image_job(local, image_inputs, "BoundingBox", "boxes", "ls-boxes")
+    masks_job = image_job(local, image_inputs, "SemanticSegmentation", "masks", "ls-masks")
+
+    project = labeler.project(boxes_job)
+    controls = labeler.controls(project)
+    drawn = {0: [("Car", (10, 20, 50, 30)), ("Truck", (100, 40, 60, 50))], 1: [("Car", (5, 5, 40, 40))]}
+    for index, shapes in drawn.items():
+        task = image_task(labeler, project, index)
+        labeler.submit(task["id"], [r for label, box in shapes
+                                    for r in labeler.region(controls, label=label, item=None, size=FRAME_SIZE, box=box)])
+    desc = wait_job(local, boxes_job)
+    assert desc["LabelingJobStatus"] == "Completed" and desc["LabelCounters"]["HumanLabeled"] == 2
+    lines = s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
+    for index, line in enumerate(lines):
+        value = line[f"{boxes_job}"]
+        assert value["image_size"] == [{"width": 320, "height": 180, "depth": 3}]
+        got = sorted((a["class_id"], a["left"], a["top"], a["width"], a["height"]) for a in value["annotations"])
+        want = sorted((["Car", "Truck"].index(label), *box) for label, box in drawn[index])
+        assert len(got) == len(want) and all(max(abs(a - b) for a, b in zip(g, w, strict=True)) <= 1
+                                             for g, w in zip(got, want, strict=True)), (got, want)
+        assert line[f"{boxes_job}-metadata"]["class-map"] == {str(c): n for c, n in enumerate(["Car", "Truck"])
+                                                               if c in {g[0] for g in got}}
+
+    # A mask painted with the brush: the road (lower rows) and a car (a rectangle on it).
+    width, height = FRAME_SIZE
+    road = bytearray(255 if y >= 120 else 0 for y in range(height) for _ in range(width))
+    car = bytearray(255 if 140 <= x < 200 and 130 <= y < 160 else 0 for y in range(height) for x in range(width))
+    project = labeler.project(masks_job)
+    controls = labeler.controls(project)
+    for index in (0, 1):
+        task = image_task(labeler, project, index)
+        labeler.submit(task["id"], [
+            {"id": f"b{label}", "from_name": controls["tool"], "to_name": controls["object"], "type": "brushlabels",
+             "original_width": width, "original_height": height, "image_rotation": 0,
+             "value": {"format": "rle", "rle": encode_mask(bytes(mask), width, height), "brushlabels": [label]}}
+            for label, mask in (("Road", road), ("Car", car))])
+    desc = wait_job(local, masks_job)
+    assert desc["LabelingJobStatus"] == "Completed", desc
+    line = s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])[0]
+    colors = line[f"{masks_job}-ref-metadata"]["internal-color-map"]
+    rgb = {colors[k]["class-name"]: tuple(int(colors[k]["hex-color"][i:i + 2], 16) for i in (1, 3, 5)) for k in colors}
+    bucket, key = line[f"{masks_job}-ref"][5:].split("/", 1)
+    import io
+
+    png = Image.open(io.BytesIO(local.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())).convert("RGB")
+    assert png.size == FRAME_SIZE
+    for x, y in ((0, 0), (319, 119), (10, 60)):
+        assert png.getpixel((x, y)) == rgb["BACKGROUND"], (x, y)
+    for x, y in ((0, 120), (319, 179), (139, 150), (200, 150)):
+        assert png.getpixel((x, y)) == rgb["Road"], (x, y)
+    for x, y in ((140, 130), (199, 159), (170, 145)):
+        assert png.getpixel((x, y)) == rgb["Car"], (x, y)
+
+
+def test_a_bad_result_fails_its_data_object_with_the_reason(local: LocalDeployment, image_inputs: dict) -> None:
+    labeler = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["labeler-3@example.com"])
+    name = image_job(local, image_inputs, "BoundingBox", "boxes", "ls-bad")
+    project = labeler.project(name)
+    controls = labeler.controls(project)
+    # Label Studio stores whatever is posted: a label the job does not have goes through it unchecked.
+    labeler.submit(image_task(labeler, project, 0)["id"],
+                   labeler.region(controls, label="Bicycle", item=None, size=FRAME_SIZE, box=(10, 10, 20, 20)))
+    labeler.submit(image_task(labeler, project, 1)["id"],
+                   labeler.region(controls, label="Car", item=None, size=FRAME_SIZE, box=(30, 30, 20, 20)))
+    desc = wait_job(local, name)
+    assert desc["LabelingJobStatus"] == "Completed"
+    assert desc["LabelCounters"]["HumanLabeled"] == 1 and desc["LabelCounters"]["FailedNonRetryableError"] == 1
+    failed, labeled = s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
+    assert name not in failed  # never written as a label
+    assert "Bicycle" in failed[f"{name}-metadata"]["failure-reason"]
+    assert failed[f"{name}-metadata"]["failure-reason"].startswith("ClientError: ")
+    assert labeled[name]["annotations"][0]["class_id"] == 0
+
+
+def test_label_studio_killed_mid_job_loses_no_submitted_annotation(local: LocalDeployment,
+                                                                   image_inputs: dict) -> None:
+    labeler = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["labeler-1@example.com"])
+    name = image_job(local, image_inputs, "BoundingBox", "boxes", "ls-restart")
+    project = labeler.project(name)
+    controls = labeler.controls(project)
+    first = labeler.submit(image_task(labeler, project, 0)["id"],
+                           labeler.region(controls, label="Truck", item=None, size=FRAME_SIZE, box=(50, 60, 70, 40)))
+    local.kill("labelstudio")  # right after the submit: the emulator may not have seen it yet
+    local.start_component("labelstudio")
+    assert labeler.ls.get_annotation(first["id"])["result"] == first["result"]
+    labeler.submit(image_task(labeler, project, 1)["id"],
+                   labeler.region(controls, label="Car", item=None, size=FRAME_SIZE, box=(1, 2, 30, 40)))
+    desc = wait_job(local, name)
+    assert desc["LabelingJobStatus"] == "Completed" and desc["LabelCounters"]["HumanLabeled"] == 2
+    lines = s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
+    assert [(a["class_id"], a["left"], a["top"]) for line in lines for a in line[name]["annotations"]] == [
+        (1, 50, 60), (0, 1, 2)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Restart matrix rows under the Label Studio workforce: SIGKILL the emulator or Label Studio while a
+# batch's level 1 is half labeled; the batch still completes with what people submitted.
+
+
+@pytest.mark.parametrize("component", ["emulator", "labelstudio"])
+def test_sigkill_mid_level_with_people_labeling(local: LocalDeployment, component: str) -> None:
+    from .deployment_helpers import batch_with_rates, job_statuses, store_snapshot
+
+    batch_id = f"ls-kill-{component[:3]}-{int(time.time())}"
+    create_batch(local, batch_with_rates(batch_id))
+    labeler = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["labeler-2@example.com"])
+    reviewer = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["qa-manager-2@example.com"])
+    gt, lanes = references(local)
+    boxes = label_vehicles(labeler, labeler.project(f"{batch_id}-vehicle"), gt)
+    lane_project = labeler.project(f"{batch_id}-lane")
+
+    before = store_snapshot(local)
+    local.kill(component)
+    local.start_component(component)
+    label_lanes(labeler, lane_project, lanes)
+    review(reviewer, reviewer.project(f"{batch_id}-vehicle-audit"), move=False)
+    review(reviewer, reviewer.project(f"{batch_id}-lane-audit"), move=False)
+    done = wait_batch(local, batch_id, timeout=300)
+
+    assert done["status"] == "COMPLETE", done
+    mine = {n: s for n, s in job_statuses(local).items() if n.startswith(batch_id)}
+    assert sorted(mine) == sorted(j["jobName"] for j in batch_with_rates(batch_id)["labelingJobs"])
+    assert set(mine.values()) == {"Completed"}
+    after = store_snapshot(local)
+    assert not [key for key, etag in before.items() if after.get(key) != etag]
+    vehicle = {j["labelingJobName"]: j for j in done["firstLevel"]["jobLevels"]}[f"{batch_id}-vehicle"]
+    seq_label = s3_json(local, s3_lines(local, vehicle["jobOutputS3Uri"])[0]["vehicle-ref"])["tracking-annotations"]
+    written = {(f["frame"], int(a["object-name"].split(":")[1])): (a["left"], a["top"], a["width"], a["height"])
+               for f in seq_label for a in f["annotations"]}
+    assert written == boxes
