@@ -2,26 +2,44 @@
 # Run the production topology natively on this machine: Airflow on CeleryExecutor with a fresh
 # PostgreSQL database as metadata DB and Celery result backend, Redis as broker, one process each
 # for api-server, scheduler, dag-processor, triggerer and a celery worker, plus the local Ground
-# Truth emulator standing in for AWS. Same topology as docker-compose.yaml, without containers.
+# Truth emulator standing in for AWS with S3 on SeaweedFS and, if asked for, Label Studio as the
+# workforce. Same topology as docker-compose.yaml (`local` profile), without containers.
 #
 #   scripts/stack.sh up                  start everything, wait until healthy, print the endpoints
 #   scripts/stack.sh down                stop everything, drop the database, flush the redis db
+#                                        (S3, GT and Label Studio data and the logs stay until the next up)
 #   scripts/stack.sh status              one line per component (pid, alive or dead)
 #   scripts/stack.sh restart COMPONENT   stop (if alive) and start one component again
 #   scripts/stack.sh kill COMPONENT [SIG]  send SIG (default KILL) to a component's process group
+#                                        (and to its server's: seaweedfs, labelstudio)
 #   scripts/stack.sh env                 print the environment file (source it to use the stack)
 #
-# Components: emulator api-server scheduler dag-processor triggerer worker.
+# Components: seaweedfs labelstudio emulator api-server scheduler dag-processor triggerer worker.
+# Each runs in its own process group; stop sends SIGTERM and SIGKILLs what is left after a grace
+# period (45 s for seaweedfs, whose weed may take ~30 s to stop; 30 s for the others). seaweedfs and
+# labelstudio are Python supervisors (python -m smgt.local.seaweedfs / smgt.local.labelstudio.server
+# serve) whose server runs in a process group of its own: its pid is read from the ready line
+# (run/NAME.child) and stop/kill signal both groups.
+#
+# State dir layout: s3/ (SeaweedFS data), gt/ (the emulator's jobs and teams), labelstudio/ (Label
+# Studio's database), airflow/ (AIRFLOW_HOME), logs/, run/ (pid files), stack.env, and secrets.env
+# (S3 keys, Label Studio admin password and token, the secret the work teams' Label Studio passwords
+# are derived from; made once, kept across ups) and labelstudio-logins.tsv (team, e-mail, password).
 #
 # Settings (environment, all optional):
 #   SMGT_STACK_DIR        state dir: AIRFLOW_HOME, logs, pid files, stack.env (default .smgt/stack)
 #   SMGT_STACK_PGHOST / SMGT_STACK_PGPORT / SMGT_STACK_PGUSER   Postgres (127.0.0.1 / 5432 / postgres)
 #   SMGT_STACK_REDIS_HOST / SMGT_STACK_REDIS_PORT  Redis (127.0.0.1 / 6379)
 #   SMGT_STACK_REDIS_DB   redis db number for the broker (default: first empty one of 10..15)
-#   SMGT_STACK_API_PORT / SMGT_STACK_EMULATOR_PORT  (default: free ports)
+#   SMGT_STACK_API_PORT / SMGT_STACK_EMULATOR_PORT / SMGT_STACK_S3_PORT / SMGT_STACK_LABELSTUDIO_PORT
+#                         (default: free ports; all listen on 127.0.0.1)
 #   SMGT_STACK_DAGS_FOLDER  dags folder (default: this repo's dags/)
-#   SMGT_STACK_EMULATOR   1 to run the emulator as AWS (default), 0 to use AIRFLOW_CONN_AWS_DEFAULT as given
+#   SMGT_STACK_EMULATOR   1 to run SeaweedFS + the emulator as AWS (default), 0 to use AIRFLOW_CONN_AWS_DEFAULT as given
 #   SMGT_STACK_TASK_SECONDS  emulator: seconds a GT job takes (passed as --task-seconds if set)
+#   SMGT_STACK_WORKFORCE  simulated (default) or labelstudio: people label in Label Studio, which is then
+#                         started too (~40 s, ~350 MB); its admin is SMGT_LABELSTUDIO_ADMIN_EMAIL
+#                         (default admin@smgt.local)
+#   SMGT_STACK_LABELSTUDIO_POLL_SECONDS  how often the emulator polls Label Studio (default 5)
 #   SMGT_STACK_WORKER_CONCURRENCY  celery worker slots (default 8)
 #   SMGT_STACK_UP_TIMEOUT seconds `up` waits for health (default 240)
 #   SMGT_* settings (plugins/smgt/settings.py) are passed through to every process.
@@ -38,8 +56,13 @@ PGUSER=${SMGT_STACK_PGUSER:-postgres}
 REDIS_HOST=${SMGT_STACK_REDIS_HOST:-127.0.0.1}
 REDIS_PORT=${SMGT_STACK_REDIS_PORT:-6379}
 UP_TIMEOUT=${SMGT_STACK_UP_TIMEOUT:-240}
-COMPONENTS=(emulator api-server scheduler dag-processor triggerer worker)
+COMPONENTS=(seaweedfs labelstudio emulator api-server scheduler dag-processor triggerer worker)
 ENV_FILE="$STATE/stack.env"
+SECRETS_FILE="$STATE/secrets.env"
+# Seconds between SIGTERM and SIGKILL. seaweedfs' supervisor itself gives weed 30 s (--stop-grace):
+# it flushes its volumes on SIGTERM, measured up to ~30 s (/work/shared/notes/seaweedfs.md).
+SEAWEEDFS_STOP_GRACE=30
+stop_grace() { case "$1" in seaweedfs) echo $((SEAWEEDFS_STOP_GRACE + 15)) ;; *) echo 30 ;; esac; }
 
 log() { printf '[stack %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -48,6 +71,22 @@ psql_q() { psql -X -q -t -A -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" "$@"; }
 
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# A free port below Linux's ephemeral range (32768-60999), so no outgoing connection takes it while
+# its server restarts (as smgt.local.seaweedfs picks weed's other ports).
+free_low_port() {
+    "$PY" -c '
+import random, socket
+while True:
+    port = random.randint(10000, 14999)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break'
 }
 
 random_hex() { "$PY" -c 'import secrets; print(secrets.token_hex(24))'; }
@@ -66,12 +105,42 @@ pick_redis_db() {  # first empty db of 10..15, claimed at once with a marker key
 
 pid_of() { cat "$STATE/run/$1.pid" 2>/dev/null || true; }
 
-is_alive() {  # the component's leader exists and is not a zombie waiting to be reaped
+child_of() { cat "$STATE/run/$1.child" 2>/dev/null || true; }
+
+# What the server a supervisor started runs as (its command line contains this), so a recorded pid
+# that the kernel has since given to another process is never taken for it.
+child_marker() { case "$1" in seaweedfs) echo "/weed " ;; labelstudio) echo "label-studio start" ;; esac; }
+
+child_alive() {  # the server started by component $1's supervisor still runs (not a zombie)
+    local pid line
+    pid=$(child_of "$1")
+    [ -n "$pid" ] || return 1
+    line=$(ps -o stat=,args= -p "$pid" 2>/dev/null) || return 1
+    [[ "$line" != Z* && "$line" == *"$(child_marker "$1")"* ]]
+}
+
+is_alive() {  # the component's leader exists and is not a zombie; for a supervisor, its server too
     local pid st
     pid=$(pid_of "$1")
     [ -n "$pid" ] || return 1
     st=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
-    [[ "$st" != Z* ]]
+    [[ "$st" != Z* ]] || return 1
+    [ -z "$(child_of "$1")" ] || child_alive "$1"
+}
+
+ready_line() {  # ready_line NAME: the supervisor's ready line since its last start (fails if none yet)
+    local pattern
+    case "$1" in
+        seaweedfs) pattern='^SeaweedFS S3 ready on ' ;;
+        labelstudio) pattern='^labelstudio ready ' ;;
+    esac
+    awk -v p="$pattern" '/^=== start /{line = ""} $0 ~ p {line = $0} END {if (line == "") exit 1; print line}' \
+        "$STATE/logs/$1.log"
+}
+
+record_child() {  # record_child NAME: the server's pid (= its process group) from the ready line
+    # "SeaweedFS S3 ready on URL (pid N, data D)" / "labelstudio ready url=URL pid=N data_dir=D"
+    ready_line "$1" | grep -oE 'pid[ =][0-9]+' | grep -oE '[0-9]+' >"$STATE/run/$1.child"
 }
 
 group_alive() {  # any live (non-zombie) process left in process group $1
@@ -89,10 +158,26 @@ load_env() {
 # Start one component in its own session (process group = its pid), so stop/kill reach its
 # children too (celery's pool, the task supervisors, the api-server's uvicorn workers).
 start() {
-    local name=$1 cmd
+    local name=$1 cmd shown secret
     case "$name" in
+        seaweedfs)
+            cmd=("$PY" -m smgt.local.seaweedfs serve --data-dir "$STATE/s3" --s3-port "$SMGT_STACK_S3_PORT"
+                 --access-key "$SMGT_LOCAL_S3_ACCESS_KEY" --secret-key "$SMGT_LOCAL_S3_SECRET_KEY"
+                 --log-file "$STATE/logs/weed.log" --stop-grace "$SEAWEEDFS_STOP_GRACE")
+            ;;
+        labelstudio)
+            cmd=("$PY" -m smgt.local.labelstudio.server serve --data-dir "$STATE/labelstudio"
+                 --port "$SMGT_STACK_LABELSTUDIO_PORT" --admin-email "$SMGT_LABELSTUDIO_ADMIN_EMAIL"
+                 --admin-password "$SMGT_LABELSTUDIO_ADMIN_PASSWORD" --token "$SMGT_LABELSTUDIO_TOKEN"
+                 --log-file "$STATE/logs/labelstudio-server.log")
+            ;;
         emulator)
-            cmd=("$PY" -m smgt.local serve --host 127.0.0.1 --port "$SMGT_STACK_EMULATOR_PORT" --demo-data)
+            # Jobs and teams in gt/, S3 on SeaweedFS (keys SMGT_LOCAL_S3_* from stack.env), the
+            # workforce's Label Studio from SMGT_LABELSTUDIO_* in stack.env.
+            cmd=("$PY" -m smgt.local serve --host 127.0.0.1 --port "$SMGT_STACK_EMULATOR_PORT"
+                 --state-dir "$STATE/gt" --s3-endpoint-url "$SMGT_STACK_S3_URL" --workforce "$SMGT_STACK_WORKFORCE")
+            # The demo data once per stack: a restart must not re-upload it (and so hide a lost object).
+            [ -f "$STATE/gt/demo-uploaded" ] || cmd+=(--demo-data)
             if [ -n "${SMGT_STACK_TASK_SECONDS:-}" ]; then
                 cmd+=(--task-seconds "$SMGT_STACK_TASK_SECONDS")
             fi
@@ -110,32 +195,49 @@ start() {
     if is_alive "$name"; then
         die "$name is already running (pid $(pid_of "$name"))"
     fi
-    echo "=== start $(date -u +%FT%TZ): ${cmd[*]}" >>"$STATE/logs/$name.log"
+    shown=("${cmd[@]}")
+    for secret in "${SMGT_LOCAL_S3_SECRET_KEY:-}" "${SMGT_LABELSTUDIO_ADMIN_PASSWORD:-}" "${SMGT_LABELSTUDIO_TOKEN:-}"; do
+        [ -z "$secret" ] || shown=("${shown[@]//"$secret"/***}")  # keep secrets out of the log
+    done
+    echo "=== start $(date -u +%FT%TZ): ${shown[*]}" >>"$STATE/logs/$name.log"
+    rm -f "$STATE/run/$name.child"
     (cd "$STATE" && exec setsid "${cmd[@]}" >>"$STATE/logs/$name.log" 2>&1 </dev/null) &
     echo $! >"$STATE/run/$name.pid"
     log "started $name (pid $!)"
 }
 
-# TERM the components' process groups (all at once), wait, then KILL what is left.
+# TERM the components' process groups (all at once; a supervisor's and its server's), wait up to
+# each one's grace period, then KILL what is left.
 stop() {
-    local name pid i pids=()
+    local name pid child t0 groups deadline entry
+    local -a entries=()
+    t0=$(date +%s)
     for name in "$@"; do
         pid=$(pid_of "$name")
         [ -n "$pid" ] || continue
-        pids+=("$pid")
-        if is_alive "$name"; then
+        child=""
+        ! child_alive "$name" || child=$(child_of "$name")
+        entries+=("$name:$pid${child:+:$child}")
+        if is_alive "$name" || [ -n "$child" ]; then
             kill -TERM -- "-$pid" 2>/dev/null || true
-            log "stopping $name (pid $pid)"
+            [ -z "$child" ] || kill -TERM -- "-$child" 2>/dev/null || true
+            log "stopping $name (pid $pid${child:+, server $child})"
         fi
-        rm -f "$STATE/run/$name.pid"
+        rm -f "$STATE/run/$name.pid" "$STATE/run/$name.child"
     done
-    for pid in "${pids[@]}"; do
-        for i in $(seq 1 60); do
-            group_alive "$pid" || break
-            sleep 0.5
+    for entry in "${entries[@]}"; do
+        IFS=: read -r name groups <<<"$entry"
+        deadline=$((t0 + $(stop_grace "$name")))
+        for pid in ${groups//:/ }; do
+            while group_alive "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do
+                sleep 0.5
+            done
+            if group_alive "$pid"; then
+                log "$name (group $pid) still running after $(stop_grace "$name")s: SIGKILL"
+            fi
+            # Also reaches children that outlived a SIGKILLed leader.
+            kill -KILL -- "-$pid" 2>/dev/null || true
         done
-        # Also reaches children that outlived a SIGKILLed leader.
-        kill -KILL -- "-$pid" 2>/dev/null || true
     done
 }
 
@@ -174,15 +276,70 @@ worker_ready() { grep -q "$SMGT_STACK_WORKER_NAME ready" "$STATE/logs/worker.log
 
 emulator_answers() { curl -fsS "http://127.0.0.1:$SMGT_STACK_EMULATOR_PORT/_smgt/health"; }
 
-emulator_ready() {  # answers, and has printed its environment (after bootstrap and the demo data)
-    emulator_answers && grep -q "^# status queue:" "$STATE/logs/emulator.log"
+emulator_ready() {  # answers, and has printed its environment since its last start (after
+    # bootstrap, the demo data and resuming its jobs)
+    emulator_answers &&
+        awk '/^=== start /{r = 0} /^# status queue:/{r = 1} END {exit !r}' "$STATE/logs/emulator.log"
+}
+
+seaweedfs_ready() {  # the supervisor saw S3 answer signed requests on every port; /healthz answers
+    ready_line seaweedfs && curl -fsS "$SMGT_STACK_S3_URL/healthz"
+}
+
+labelstudio_ready() {  # the supervisor saw /health UP and the admin token accepted
+    ready_line labelstudio && curl -fsS "$SMGT_LABELSTUDIO_URL/health"
+}
+
+# The work teams' members (smgt.local.bootstrap.USERS) as Label Studio users who can log in, with
+# passwords derived from the stack's secret as the native deployment derives them; their logins go
+# to labelstudio-logins.tsv (mode 0600). Idempotent (LabelStudioServer.ensure_users).
+ensure_labelstudio_users() {
+    "$PY" - "$STATE/labelstudio" "$STATE/labelstudio-logins.tsv" <<'EOF'
+import os
+import sys
+
+from smgt.deployment import worker_password
+from smgt.local.bootstrap import USERS, worker_email
+from smgt.local.labelstudio.server import LabelStudioServer
+
+data_dir, logins = sys.argv[1:3]
+env = os.environ
+server = LabelStudioServer(data_dir, port=int(env["SMGT_STACK_LABELSTUDIO_PORT"]),
+                           admin_email=env["SMGT_LABELSTUDIO_ADMIN_EMAIL"],
+                           admin_password=env["SMGT_LABELSTUDIO_ADMIN_PASSWORD"], api_token=env["SMGT_LABELSTUDIO_TOKEN"])
+members = [(team, user, worker_email(user), worker_password(env["SMGT_STACK_WORKER_SECRET"], user))
+           for team, users in USERS.items() for user in users]
+made = server.ensure_users([(email, password, user) for _, user, email, password in members])
+fd = os.open(logins, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as out:
+    out.writelines(f"{team}\t{email}\t{password}\n" for team, _, email, password in members)
+for change in made.changes:
+    print(f"label studio: {change}", file=sys.stderr)
+print(f"label studio: {len(made)} members can log in (logins in {logins})", file=sys.stderr)
+EOF
+}
+
+# secrets.env: made once per state dir (mode 0600), reused by every later up.
+load_secrets() {
+    if [ ! -s "$SECRETS_FILE" ]; then
+        (umask 077 && "$PY" -c '
+import secrets
+print(f"SMGT_STACK_S3_ACCESS_KEY=smgt{secrets.token_hex(8)}")
+print(f"SMGT_STACK_S3_SECRET_KEY={secrets.token_urlsafe(30)}")
+print(f"SMGT_STACK_LABELSTUDIO_ADMIN_PASSWORD={secrets.token_urlsafe(12)}")
+print(f"SMGT_STACK_LABELSTUDIO_TOKEN={secrets.token_hex(20)}")
+print(f"SMGT_STACK_WORKER_SECRET={secrets.token_hex(16)}")' >"$SECRETS_FILE.tmp") &&
+            mv -f "$SECRETS_FILE.tmp" "$SECRETS_FILE"
+    fi
+    # shellcheck disable=SC1090
+    source "$SECRETS_FILE"
 }
 
 write_env() {  # write_env NAME=VALUE...: the environment every component (and a client) sources
     local kv
-    for kv in "$@"; do
+    (umask 077 && for kv in "$@"; do
         printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
-    done >"$ENV_FILE"
+    done >"$ENV_FILE")
 }
 
 cmd_up() {
@@ -193,10 +350,16 @@ cmd_up() {
         log "stale state at $STATE (nothing alive): cleaning it"
         cmd_down
     fi
-    local t0 db redis_db api_port emu_port pg_url home
+    local t0 db redis_db api_port emu_port pg_url home workforce=${SMGT_STACK_WORKFORCE:-simulated}
+    case "$workforce" in
+        simulated | labelstudio) ;;
+        *) die "SMGT_STACK_WORKFORCE: '$workforce' is not one of simulated, labelstudio" ;;
+    esac
     t0=$(date +%s)
     DEADLINE=$((t0 + UP_TIMEOUT))
-    rm -rf "$STATE/airflow" "$STATE/logs" "$STATE/run"
+    # A new stack: a new database below, so no S3 objects, GT jobs or Label Studio projects of an old one.
+    rm -rf "$STATE/airflow" "$STATE/logs" "$STATE/run" "$STATE/s3" "$STATE/gt" "$STATE/labelstudio" \
+        "$STATE/labelstudio-logins.tsv"
     mkdir -p "$STATE/airflow" "$STATE/logs" "$STATE/run"
     home="$STATE/airflow"
 
@@ -262,13 +425,41 @@ cmd_up() {
         esac
     done
     if [ "${SMGT_STACK_EMULATOR:-1}" = "1" ]; then
-        env+=("SMGT_STACK_EMULATOR_PORT=$emu_port" "SMGT_STACK_EMULATOR_URL=http://127.0.0.1:$emu_port")
+        load_secrets
+        local s3_port ls_port
+        s3_port=${SMGT_STACK_S3_PORT:-$(free_low_port)}
+        # After the caller's SMGT_* above: these must match what this stack's servers were given.
+        env+=("SMGT_STACK_EMULATOR_PORT=$emu_port" "SMGT_STACK_EMULATOR_URL=http://127.0.0.1:$emu_port"
+              "SMGT_STACK_WORKFORCE=$workforce"
+              "SMGT_STACK_S3_PORT=$s3_port" "SMGT_STACK_S3_URL=http://127.0.0.1:$s3_port"
+              "SMGT_LOCAL_S3_ACCESS_KEY=$SMGT_STACK_S3_ACCESS_KEY" "SMGT_LOCAL_S3_SECRET_KEY=$SMGT_STACK_S3_SECRET_KEY")
+        if [ "$workforce" = labelstudio ]; then
+            ls_port=${SMGT_STACK_LABELSTUDIO_PORT:-$(free_low_port)}
+            env+=("SMGT_STACK_LABELSTUDIO_PORT=$ls_port" "SMGT_LABELSTUDIO_URL=http://127.0.0.1:$ls_port"
+                  "SMGT_LABELSTUDIO_ADMIN_EMAIL=${SMGT_LABELSTUDIO_ADMIN_EMAIL:-admin@smgt.local}"
+                  "SMGT_LABELSTUDIO_ADMIN_PASSWORD=$SMGT_STACK_LABELSTUDIO_ADMIN_PASSWORD"
+                  "SMGT_LABELSTUDIO_TOKEN=$SMGT_STACK_LABELSTUDIO_TOKEN"
+                  "SMGT_LABELSTUDIO_POLL_SECONDS=${SMGT_STACK_LABELSTUDIO_POLL_SECONDS:-5}")
+        fi
         write_env "${env[@]}"
         load_env
+        start seaweedfs
+        wait_for "seaweedfs S3 on :$s3_port" seaweedfs_ready || die "seaweedfs did not start (log: $STATE/logs/seaweedfs.log)"
+        record_child seaweedfs
+        if [ "$workforce" = labelstudio ]; then
+            start labelstudio
+            wait_for "label studio on :$ls_port" labelstudio_ready ||
+                die "label studio did not start (log: $STATE/logs/labelstudio.log)"
+            record_child labelstudio
+            SMGT_STACK_WORKER_SECRET=$SMGT_STACK_WORKER_SECRET ensure_labelstudio_users ||
+                die "could not make the work teams' Label Studio users"
+        fi
         start emulator
         wait_for "emulator on :$emu_port" emulator_ready || die "emulator did not start (log: $STATE/logs/emulator.log)"
-        # `serve` prints the environment for Airflow: the aws_default connection at its endpoint,
-        # test credentials, AWS_ENDPOINT_URL, SMGT_REGION (lines `export KEY='VALUE'`).
+        touch "$STATE/gt/demo-uploaded"
+        # `serve` prints the environment for Airflow (smgt.local.emulator.aws_env): the aws_default
+        # connection at its endpoint with S3 at SeaweedFS, the keys, AWS_ENDPOINT_URL(_S3),
+        # SMGT_REGION (lines `export KEY='VALUE'`).
         local line key value
         while IFS= read -r line; do
             line=${line#export }
@@ -276,7 +467,7 @@ cmd_up() {
             value=${line#*=}
             value=${value#\'}
             env+=("$key=${value%\'}")
-        done < <(grep -E "^export [A-Z_]+='" "$STATE/logs/emulator.log")
+        done < <(grep -E "^export [A-Z][A-Z0-9_]*='" "$STATE/logs/emulator.log")
     fi
     write_env "${env[@]}"
     load_env
@@ -304,6 +495,7 @@ cmd_down() {
     load_env
     stop worker triggerer dag-processor scheduler api-server
     stop emulator
+    stop labelstudio seaweedfs
     if [ -n "${SMGT_STACK_DB:-}" ]; then
         psql_q -d postgres -c "drop database if exists $SMGT_STACK_DB with (force)" >/dev/null &&
             log "dropped database $SMGT_STACK_DB"
@@ -333,6 +525,10 @@ cmd_status() {
     done
     printf 'api %s  db %s  redis db %s  state %s\n' "$SMGT_STACK_API_URL" "$SMGT_STACK_DB" \
         "$SMGT_STACK_REDIS_DB" "$STATE"
+    if [ -n "${SMGT_STACK_S3_URL:-}" ]; then
+        printf 's3 %s  emulator %s  workforce %s%s\n' "$SMGT_STACK_S3_URL" "$SMGT_STACK_EMULATOR_URL" \
+            "$SMGT_STACK_WORKFORCE" "${SMGT_LABELSTUDIO_URL:+ $SMGT_LABELSTUDIO_URL}"
+    fi
     return $rc
 }
 
@@ -354,6 +550,8 @@ cmd_restart() {
         scheduler | triggerer | dag-processor) wait_for "$name heartbeat" heartbeat_ok "$job_type" "$after" ;;
         worker) wait_for "celery worker" worker_ready_since_restart ;;
         emulator) wait_for "emulator" emulator_ready ;;
+        seaweedfs) wait_for "seaweedfs" seaweedfs_ready && record_child seaweedfs ;;
+        labelstudio) wait_for "label studio" labelstudio_ready && record_child labelstudio ;;
     esac
 }
 
@@ -363,12 +561,15 @@ worker_ready_since_restart() {  # the last start marker is followed by a "ready"
 }
 
 cmd_kill() {
-    local name=${1:?usage: stack.sh kill COMPONENT [SIGNAL]} sig=${2:-KILL} pid
+    local name=${1:?usage: stack.sh kill COMPONENT [SIGNAL]} sig=${2:-KILL} pid child=""
     load_env
     pid=$(pid_of "$name")
     [ -n "$pid" ] || die "$name has no pid file"
+    # A supervised server gets the signal too: a crash of SeaweedFS or Label Studio, not of its supervisor.
+    ! child_alive "$name" || child=$(child_of "$name")
     kill -"$sig" -- "-$pid"
-    log "sent SIG$sig to $name (process group $pid)"
+    [ -z "$child" ] || kill -"$sig" -- "-$child"
+    log "sent SIG$sig to $name (process group $pid${child:+ and server group $child})"
 }
 
 main() {

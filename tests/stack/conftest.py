@@ -2,6 +2,8 @@
 
 A module that wants it uses the `stack` fixture and the `stack` marker. The stack runs in its own
 state dir (.smgt/stack-tests/<module>/), so its logs survive the run for a look after a failure.
+A module may set `STACK_ENV = {...}` for stack.sh settings of its own, e.g.
+`{"SMGT_STACK_WORKFORCE": "labelstudio"}` (the default is the simulated workforce, no Label Studio).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def stack(request: pytest.FixtureRequest) -> Any:
     module = Path(str(request.node.path)).stem
     state = ROOT / ".smgt" / "stack-tests" / module
-    env = clean_env({**TEST_ENV, "SMGT_STACK_DIR": str(state)})
+    env = clean_env({**TEST_ENV, **getattr(request.module, "STACK_ENV", {}), "SMGT_STACK_DIR": str(state)})
     script = str(ROOT / "scripts" / "stack.sh")
     subprocess.run([script, "down"], env=env, check=False, capture_output=True)  # an old run's leftovers
     t0 = time.monotonic()

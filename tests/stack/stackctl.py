@@ -1,5 +1,5 @@
-"""A client for a stack started by scripts/stack.sh: its env, the batch API, the metadata DB and
-the emulator. Shared by tests/stack and bench/load_test.py."""
+"""A client for a stack started by scripts/stack.sh: its env, the batch API, the metadata DB, the
+emulator (SageMaker, SNS, SQS, Cognito) and SeaweedFS (S3). Shared by tests/stack and bench/load_test.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import psycopg2
 import requests
+from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "stack.sh"
@@ -36,6 +37,8 @@ class Stack:
         self.env = read_env(state / "stack.env")
         self.api = self.env["SMGT_STACK_API_URL"]
         self.emulator_url = self.env.get("SMGT_STACK_EMULATOR_URL", "")
+        self.s3_url = self.env.get("SMGT_STACK_S3_URL", "")
+        self.labelstudio_url = self.env.get("SMGT_LABELSTUDIO_URL", "")
         self.http = requests.Session()
         self._tokens: dict[str, str] = {}
         self._db: Any = None
@@ -53,6 +56,21 @@ class Stack:
 
     def pid(self, component: str) -> int:
         return int((self.state / "run" / f"{component}.pid").read_text())
+
+    def server_pid(self, component: str) -> int:
+        """The pid (= process group) of the server a supervised component (seaweedfs, labelstudio) runs."""
+        return int((self.state / "run" / f"{component}.child").read_text())
+
+    def status(self) -> tuple[int, dict[str, str]]:
+        """`stack.sh status`: its exit status and {component: state} ("alive", "DEAD", "not started")."""
+        proc = subprocess.run([str(SCRIPT), "status"], env=self.caller_env, capture_output=True, text=True,
+                              timeout=60)
+        states = {}
+        for line in proc.stdout.splitlines():
+            name, _, rest = line.partition(" ")
+            if rest.strip().endswith(("alive", "DEAD", "not started")):
+                states[name] = rest.split(None, 1)[1].strip()
+        return proc.returncode, states
 
     # ------------------------------------------------------------ API
 
@@ -108,11 +126,18 @@ class Stack:
         return self.sql("select task_id, map_index, state, try_number from task_instance where run_id = %s"
                         " order by task_id, map_index", run_id)
 
-    # ------------------------------------------------------------ emulator (AWS)
+    # ------------------------------------------------------------ emulator and SeaweedFS (AWS)
 
-    def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.emulator_url, region_name=self.env.get("SMGT_REGION", "us-east-1"),
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    def client(self, service: str, **config: Any) -> Any:
+        """A boto3 client as the stack's Airflow gets one: S3 at SeaweedFS (AWS_ENDPOINT_URL_S3), every
+        other service at the emulator, the stack's keys (SeaweedFS checks them). `config`: botocore
+        Config options over path-style addressing and standard retries."""
+        endpoint = self.env.get("AWS_ENDPOINT_URL_S3", self.emulator_url) if service == "s3" else self.emulator_url
+        options = {"s3": {"addressing_style": "path"}, "retries": {"mode": "standard", "max_attempts": 5}, **config}
+        return boto3.session.Session().client(
+            service, endpoint_url=endpoint, region_name=self.env.get("SMGT_REGION", "us-east-1"),
+            aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID", "testing"),
+            aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY", "testing"), config=Config(**options))
 
     def labeling_jobs(self, prefix: str = "") -> list[dict[str, Any]]:
         sm = self.client("sagemaker")

@@ -1,16 +1,22 @@
 """The production topology, natively: api-server, scheduler, dag-processor, triggerer and a Celery
-worker as separate processes on Postgres + Redis, the emulator as AWS (scripts/stack.sh).
+worker as separate processes on Postgres + Redis, the emulator as AWS with S3 on SeaweedFS
+(scripts/stack.sh; simulated workforce, so no Label Studio).
 
 1. A notebook batch (4 jobs, rates given) created through the plugin API completes.
 2. Fault test: SIGKILL the Celery worker while a batch's create_job task runs and the triggerer
    while its sensors are deferred, restart both; the batch still completes with exactly its four
    GT jobs (no duplicate from the retried create) and every output manifest present.
+3. SeaweedFS restarted cleanly, then SIGKILLed and restarted (`stack.sh restart|kill seaweedfs`):
+   every object the stack wrote (inputs, outputs of the batches above, test objects) is still there
+   byte for byte, and `stack.sh status` reports every component alive again.
 
 Timings are printed at the end of the module and written to .smgt/stack-tests/test_stack/timings.json.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import time
@@ -18,8 +24,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import pytest
+import requests
 from sample_batches import notebook_batch
+
+from smgt.settings import Settings
 
 pytestmark = pytest.mark.stack
 
@@ -71,6 +81,23 @@ def assert_complete_without_duplicates(stack: Any, config: dict[str, Any], shown
 def test_stack_is_up(stack: Any) -> None:
     status = stack.sh("status")  # exits non-zero if a component died
     assert "DEAD" not in status
+    code, states = stack.status()
+    assert code == 0 and states["seaweedfs"] == "alive" and states["labelstudio"] == "not started", states
+    # S3 is SeaweedFS (signed requests only, on loopback), everything else the emulator: the env the
+    # emulator printed (smgt.local.emulator.aws_env) reached Airflow through stack.env.
+    assert stack.env["AWS_ENDPOINT_URL_S3"] == stack.s3_url and stack.s3_url.startswith("http://127.0.0.1:")
+    conn = json.loads(stack.env["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert conn["extra"]["service_config"]["s3"]["endpoint_url"] == stack.s3_url
+    assert conn["extra"]["endpoint_url"] == stack.emulator_url
+    assert requests.get(stack.s3_url, timeout=10).status_code == 403  # anonymous
+    weed = psutil.Process(stack.server_pid("seaweedfs"))
+    assert weed.name() == "weed" and os.getpgid(weed.pid) == weed.pid
+    assert {c.laddr.ip for c in weed.net_connections("tcp") if c.status == psutil.CONN_LISTEN} == {"127.0.0.1"}
+    assert str(stack.state / "s3") in " ".join(weed.cmdline())
+    # The demo data went to SeaweedFS, once.
+    demo = stack.client("s3").list_objects_v2(Bucket=Settings.from_env(stack.env).input_bucket, MaxKeys=1000)
+    assert demo["KeyCount"] > 0
+    assert (stack.state / "gt" / "demo-uploaded").exists() and (stack.state / "gt" / "gt.sqlite3").exists()
     assert stack.call("GET", "/smgt/batch/show").status_code == 200
     assert stack.http.post(f"{stack.api}/smgt/batch/create", json={}, timeout=30).status_code == 401
     executor = stack.sql("select count(*) from job where job_type = 'SchedulerJob' and state = 'running'")
@@ -184,3 +211,76 @@ def test_worker_and_triggerer_killed_mid_batch(stack: Any) -> None:
         "fault_complete_after_triggerer_kill_s": round(t["complete"] - t["triggerer_killed"], 1),
         "fault_batch_total_s": round(t["complete"] - t["t0"], 1),
     })
+
+
+def s3_snapshot(stack: Any) -> dict[str, tuple[str, int]]:
+    """{s3://bucket/key: (ETag, size)} of every object in the stack's buckets."""
+    s3 = stack.client("s3")
+    objects: dict[str, tuple[str, int]] = {}
+    for bucket in (Settings.from_env(stack.env).input_bucket, Settings.from_env(stack.env).processing_bucket):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                objects[f"s3://{bucket}/{item['Key']}"] = (item["ETag"], item["Size"])
+    return objects
+
+
+def test_seaweedfs_restarted_and_killed_keeps_every_object(stack: Any) -> None:
+    bucket = Settings.from_env(stack.env).processing_bucket
+    prefix = f"stack-durability/{uuid.uuid4().hex[:8]}/"
+    bodies = {f"{prefix}small-{i:03d}": os.urandom(10_000) for i in range(50)}
+    bodies[f"{prefix}large"] = os.urandom(8 * 1024 * 1024)  # multipart with boto3's default 8 MiB threshold
+    s3 = stack.client("s3")
+    for key, body in bodies.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    before = s3_snapshot(stack)
+    outputs = [uri for uri in before if uri.endswith("/manifests/output/output.manifest")]
+    assert len(outputs) >= 8, "the two batches above wrote their output manifests to SeaweedFS"
+
+    def all_alive() -> dict[str, str]:
+        code, states = stack.status()
+        assert code == 0, states
+        assert {name for name, state in states.items() if state != "alive"} == {"labelstudio"}, states
+        return states
+
+    def same_objects() -> None:
+        fresh = stack.client("s3")
+        assert s3_snapshot(stack) == before
+        for key, body in bodies.items():
+            got = fresh.get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), key
+
+    # 1. A clean restart: SIGTERM (weed flushes), start, healthy.
+    first = stack.server_pid("seaweedfs")
+    t0 = time.monotonic()
+    stack.sh("restart", "seaweedfs")
+    clean_restart_s = time.monotonic() - t0
+    assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+    all_alive()
+    same_objects()
+
+    # 2. A crash: SIGKILL to the supervisor's and weed's process groups.
+    killed, supervisor = stack.server_pid("seaweedfs"), stack.pid("seaweedfs")
+    assert killed != first
+    stack.sh("kill", "seaweedfs")
+    wait_until("weed and its supervisor to be gone", lambda: not any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in (killed, supervisor)),
+        timeout=30)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{stack.s3_url}/healthz", timeout=5)
+    code, states = stack.status()
+    assert code == 1 and states["seaweedfs"] == "DEAD", states
+    assert all(state == "alive" for name, state in states.items() if name not in ("seaweedfs", "labelstudio"))
+    t0 = time.monotonic()
+    stack.sh("restart", "seaweedfs")
+    crash_restart_s = time.monotonic() - t0
+    assert stack.server_pid("seaweedfs") not in (first, killed)
+    states = all_alive()
+    assert states["seaweedfs"] == "alive"
+    same_objects()
+    # It takes new writes, and the emulator (its S3 client) still answers.
+    s3.put_object(Bucket=bucket, Key=f"{prefix}after-crash", Body=b"ok")
+    assert stack.client("s3").get_object(Bucket=bucket, Key=f"{prefix}after-crash")["Body"].read() == b"ok"
+    assert stack.client("sagemaker").list_labeling_jobs(MaxResults=5)["LabelingJobSummaryList"]
+    stack.timings.update({"seaweedfs_objects_checked": len(before),
+                          "seaweedfs_clean_restart_s": round(clean_restart_s, 1),
+                          "seaweedfs_restart_after_sigkill_s": round(crash_restart_s, 1)})
