@@ -5,7 +5,8 @@ https://playwright.dev/python/docs/api/class-browsertype#browser-type-launch).
 
 Use it as a pytest plugin from a test module, `pytest_plugins = ["browser"]`, which gives:
 
-    browser   (session)   one Chromium for the whole run; fails (never skips) when Chromium is missing
+    browser   (module)    one Chromium per test module (Playwright's sync API runs its own event
+                          loop, so it is not kept past the module); fails, never skips, without Chromium
     page      (function)  a page in a fresh browser context (own cookies and storage), 1280x900 CSS px;
                           when the test fails, a full-page screenshot is saved to
                           `<the test's tmp_path>/failure-<phase>.png` and named in the failure report
@@ -19,12 +20,12 @@ and pytest warns about a plugin it can no longer rewrite; its asserts carry thei
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Error, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Playwright, ViewportSize, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 # How this workplace's machines run Chromium as root with no network but the loopback: without the
@@ -33,7 +34,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 # its default); they are listed anyway so the whole command line is visible here.
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
-VIEWPORT = {"width": 1280, "height": 900}  # CSS px; device scale factor 1, so screenshot px = CSS px
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}  # CSS px; device scale factor 1, so screenshot px = CSS px
 ACTION_TIMEOUT_MS = 30_000  # clicks, fills, waits for an element
 NAVIGATION_TIMEOUT_MS = 60_000  # page loads (Label Studio's dev server is slow on 2 busy cores)
 
@@ -58,7 +59,7 @@ def launch_chromium(playwright: Playwright, executable: str | Path = CHROMIUM) -
                                       args=list(CHROMIUM_ARGS))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
@@ -70,7 +71,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     new_page = context.new_page()
@@ -84,9 +85,10 @@ def page(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> It
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item,
+                               call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On a failed test (or fixture setup) that has a page open: screenshot it, name the file in the report."""
-    report: pytest.TestReport = yield  # type: ignore[misc]
+    report = yield
     page = item.stash.get(_PAGE, None)
     if report.failed and page is not None and not page.is_closed():
         path = item.stash[_SHOT_DIR] / f"failure-{report.when}.png"
@@ -96,7 +98,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         except Error as exc:
             note = f"no screenshot of {page.url}: {exc}"
         report.sections.append(("browser", note))
-    return report  # type: ignore[return-value]
+    return report
 
 
 def save_screenshot(page: Page, path: Path, *, full_page: bool = False) -> Image.Image:

@@ -37,7 +37,8 @@ from smgt.local.walkthrough import labeling_job_request
 
 from .deployment_helpers import create_batch, show, wait_until
 
-pytest_plugins = ["browser"]  # the `browser`/`page` fixtures and the screenshot-on-failure hook
+# `browser`/`page` fixtures and the screenshot-on-failure hook; pytester to fail a browser test on purpose.
+pytest_plugins = ["browser", "pytester"]
 
 LABELER = "labeler-1@example.com"
 VIDEO = "MOT17/train/MOT17-13-SDP"
@@ -58,6 +59,23 @@ def test_a_missing_chromium_fails_the_tests_saying_how_to_install_it(tmp_path: P
     with pytest.raises(pytest.fail.Exception, match=r"apt-get install chromium"):
         require_chromium(tmp_path / "chromium")
     assert require_chromium() == Path("/usr/bin/chromium")
+
+
+def test_a_failing_browser_test_leaves_a_screenshot(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_fails="""
+        pytest_plugins = ["browser"]
+
+        def test_wrong_heading(page):
+            page.set_content("<h1 style='background: #234; color: #fff; height: 300px'>Labeling batches</h1>")
+            assert page.inner_text("h1") == "Something else"
+    """)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # tests/, where browser.py is
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*screenshot of about:blank when it failed: *failure-call.png"])
+    [shot] = pytester.path.glob("**/test_wrong_heading0/failure-call.png")
+    with Image.open(shot) as image:
+        assert_not_blank(image, min_content=0.2, what="the failure screenshot")  # the dark heading: ~1/3
 
 
 # ---------------------------------------------------------------- S3 and GT
@@ -122,50 +140,57 @@ def open_task(page: Page, row: int) -> int:
     # Click the ID cell near the row's left end: the middle of a labeled row is the annotator's
     # avatar, which shows a tooltip instead of opening the task.
     rows.nth(row).click(position={"x": 70, "y": 20})
-    page.wait_for_url(re.compile(r"[?&]task=\d+"))
-    return int(re.search(r"[?&]task=(\d+)", page.url).group(1))  # type: ignore[union-attr]
+    task = re.compile(r"[?&]task=(\d+)")
+    page.wait_for_url(task)
+    return int(task.findall(page.url)[0])
 
 
-def shown_image(page: Page) -> tuple[dict[str, float], tuple[int, int], dict[str, float]]:
+Box = dict[str, float]  # a screen rectangle as Playwright gives it: x, y, width, height in CSS px
+
+
+def shown_image(page: Page) -> tuple[Box, tuple[int, int], Box]:
     """The labeling image once loaded and laid out: its on-screen box (CSS px, zoom included), its
     natural size (px) and the visible part of it (the labeling canvas clips a zoomed image)."""
     image = page.locator('img[alt="image"]')
     image.wait_for(state="attached")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    natural = tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
+    width, height = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
 
-    def settled() -> dict[str, float] | None:  # two equal reads in a row: no zoom or layout running
+    def settled() -> Box | None:  # two equal reads in a row: no zoom or layout running
         first = image.bounding_box()
         time.sleep(0.3)
         return first if first and first == image.bounding_box() else None
 
-    box = wait_until("the labeling image to settle", settled, timeout=30, poll=0.2)
+    box: Box = wait_until("the labeling image to settle", settled, timeout=30, poll=0.2)
     stage = page.locator(".konvajs-content").bounding_box()  # Konva's stage: where drawing happens
     assert stage is not None
     left, top = max(box["x"], stage["x"]), max(box["y"], stage["y"])
     right = min(box["x"] + box["width"], stage["x"] + stage["width"])
     bottom = min(box["y"] + box["height"], stage["y"] + stage["height"])
     visible = {"x": left, "y": top, "width": right - left, "height": bottom - top}
-    return box, natural, visible  # type: ignore[return-value]
+    return box, (width, height), visible
 
 
-def screen_point(box: dict[str, float], natural: tuple[int, int], x: float, y: float) -> tuple[int, int]:
+def screen_point(box: Box, natural: tuple[int, int], x: float, y: float) -> tuple[int, int]:
     """Image pixel (x, y) -> the nearest whole CSS pixel on screen."""
     return (round(box["x"] + x * box["width"] / natural[0]), round(box["y"] + y * box["height"] / natural[1]))
 
 
-def image_point(box: dict[str, float], natural: tuple[int, int], sx: float, sy: float) -> tuple[float, float]:
+def image_point(box: Box, natural: tuple[int, int], sx: float, sy: float) -> tuple[float, float]:
     """Screen point (CSS px) -> image pixel."""
     return ((sx - box["x"]) * natural[0] / box["width"], (sy - box["y"]) * natural[1] / box["height"])
 
 
-def draw_box(page: Page, label: str, box: dict[str, float], natural: tuple[int, int],
+def draw_box(page: Page, label: str, box: Box, natural: tuple[int, int], visible: Box,
              target: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
     """Pick `label`, drag a box over `target` (left, top, width, height in image px); returns the
     box actually dragged, in image px (the drag runs between whole screen pixels)."""
     left, top, width, height = target
     x0, y0 = screen_point(box, natural, left, top)
     x1, y1 = screen_point(box, natural, left + width, top + height)
+    for x, y in ((x0, y0), (x1, y1)):
+        assert (visible["x"] <= x <= visible["x"] + visible["width"]
+                and visible["y"] <= y <= visible["y"] + visible["height"]), f"({x}, {y}) is off the shown image {visible}"
     page.get_by_text(label, exact=True).first.click()
     page.mouse.move(x0, y0)
     page.mouse.down()
@@ -185,8 +210,7 @@ def submit(page: Page, task_id: int) -> None:
     assert saved.value.status == 201, f"Label Studio refused the annotation: {saved.value.status} {saved.value.text()}"
 
 
-def check_shows_frame(page: Page, local: LocalDeployment, frame: int, box: dict[str, float],
-                      visible: dict[str, float], path: Path) -> None:
+def check_shows_frame(page: Page, local: LocalDeployment, frame: int, box: Box, visible: Box, path: Path) -> None:
     """Screenshot the labeling page; the visible part of the image must be this frame: the mean
     absolute difference of its pixels (0..255) to the frame scaled as shown. Measured: this frame 0.8,
     the next frame 2.7, one 14 frames later 9.2, a white area 131."""
@@ -225,7 +249,7 @@ def test_labeler_draws_boxes_in_label_studio(local: LocalDeployment, page: Page,
             check_shows_frame(page, local, frame, box, visible, tmp_path / "labeling-page.png")
         label, track = DRAWN[frame]
         car = next(b for b in reference[frame] if b.track_id == track)
-        dragged[frame_uri(local, frame)] = (label, draw_box(page, label, box, natural,
+        dragged[frame_uri(local, frame)] = (label, draw_box(page, label, box, natural, visible,
                                                             (car.left, car.top, car.width, car.height)))
         submit(page, task_id)
         if row == 0:
