@@ -224,7 +224,9 @@ def build_batch_dag(
                         level=level,
                         config_task_id=RESOLVE_TASK_ID,
                         trigger_rule="none_failed",
-                        retries=0,
+                        # Retried like every task: a worker or scheduler crash while it decides
+                        # whether to ask (or parks the prompt) must not fail the batch; a retry
+                        # decides again and, if the rate is still needed, asks again.
                     )
                     upstream >> gate
                     upstream = gate

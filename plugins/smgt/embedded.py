@@ -125,9 +125,12 @@ class EmbeddedAirflow:
         if migrate.returncode != 0:
             raise EmbeddedAirflowError("airflow db migrate failed:\n" + migrate.stdout[-3000:] + migrate.stderr[-3000:])
         try:
-            for name in COMPONENTS:
-                self.start_component(name)
+            # The api-server first: tasks report to its execution API, and a task started before it
+            # answers fails (e.g. a retry the scheduler runs at once after a restart).
+            self.start_component("api-server")
             self.wait_for(self._healthy, "the api-server")
+            for name in COMPONENTS[1:]:
+                self.start_component(name)
             for dag_id in self.unpause:
                 self.wait_for(lambda d=dag_id: self.session("admin").get(
                     f"{self.url}/api/v2/dags/{d}", timeout=10).status_code == 200, f"the {dag_id} DAG to be parsed")

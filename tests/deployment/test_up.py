@@ -1,0 +1,116 @@
+"""`python -m smgt.up` (what scripts/up.sh runs) keeps its state: stopped and started again, or
+SIGKILLed and started again, it shows the same batches, jobs and outputs, and a batch that was
+running when it went down finishes. Simulated workforce (the Label Studio rows are in
+test_labelstudio.py); --reset says what it deletes and deletes only when confirmed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from smgt.embedded import ROOT
+
+from .deployment_helpers import batch_with_rates, wait_until
+
+BATCH = "up-durable"
+
+
+class Up:
+    """One run of `python -m smgt.up` on a state dir, as a person starts it from a terminal."""
+
+    def __init__(self, state_dir: Path, log: Path, *args: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+        self.log = log
+        self.offset = log.stat().st_size if log.exists() else 0  # this run's output starts here
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "smgt.up", "--simulated", "--task-seconds", "5",
+                                          "--state-dir", str(state_dir), *args], stdout=out, stderr=subprocess.STDOUT,
+                                         env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+        self.text = wait_until("the deployment to be up", self._printed, timeout=300, poll=1)
+        self.airflow = self._value("Airflow")
+        self.password = self.text.split(f"{self.airflow}   login admin / ", 1)[1].split()[0]
+        self.http = requests.Session()
+        token = self.http.post(f"{self.airflow}/auth/token", json={"username": "admin", "password": self.password},
+                               timeout=30).json()["access_token"]
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def _printed(self) -> str | None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"smgt.up exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        text = self.log.read_bytes()[self.offset:].decode(errors="replace")
+        return text if "=== smgt local deployment is up ===" in text else None
+
+    def _value(self, name: str) -> str:
+        return next(line.split(":", 1)[1].split()[0] for line in self.text.splitlines() if line.startswith(name))
+
+    def show(self, batch_id: str | None = None) -> dict[str, Any]:
+        resp = self.http.get(f"{self.airflow}/smgt/batch/show", params={"batchId": batch_id} if batch_id else {},
+                             timeout=60)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def stop(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=120)
+
+
+def outputs(up: Up, batch_id: str) -> dict[str, str]:
+    shown = up.show(batch_id)
+    return {j["labelingJobName"]: j["jobOutputS3Uri"] for key in ("firstLevel", "secondLevel")
+            for j in shown[key]["jobLevels"]}
+
+
+def test_up_survives_stop_start_and_sigkill(tmp_path: Path) -> None:
+    state, log = tmp_path / "state", tmp_path / "up.log"
+    up = Up(state, log)
+    resp = up.http.post(f"{up.airflow}/smgt/batch/create", json=batch_with_rates(BATCH), timeout=60)
+    assert resp.status_code == 200, resp.text
+    wait_until("level 1 to be labeled", lambda: up.show(BATCH)["firstLevel"]["status"] == "COMPLETE", 240, 2)
+
+    # SIGKILL the supervisor while level 2 runs: its components are orphaned, then ended by the next start.
+    up.stop(signal.SIGKILL)
+    up = Up(state, log)
+    listed = up.show()
+    assert BATCH in listed["IN_PROGRESS"] + listed["COMPLETE"], listed
+    done = wait_until("the running batch to finish after the restart",
+                      lambda: (s := up.show(BATCH))["status"] in ("COMPLETE", "INTERNAL_ERROR") and s, 300, 2)
+    assert done["status"] == "COMPLETE", done
+    before = outputs(up, BATCH)
+    assert len(before) == 4 and all(before.values())
+
+    # A clean stop and start: the same batch, jobs and output files.
+    up.stop(signal.SIGTERM)
+    assert "stopped; state kept in" in log.read_text()
+    up = Up(state, log)
+    assert up.show()["COMPLETE"] == [BATCH]
+    assert outputs(up, BATCH) == before
+    for uri in before.values():  # the files are there, behind the presigned URLs batch/show hands out
+        url = next(j["jobOutputS3Url"] for key in ("firstLevel", "secondLevel")
+                   for j in up.show(BATCH)[key]["jobLevels"] if j["jobOutputS3Uri"] == uri)
+        assert requests.get(url, timeout=30).status_code == 200
+    up.stop(signal.SIGTERM)
+
+
+def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "s3").mkdir(parents=True)
+    (state / "gt").mkdir()
+    (state / "gt" / "gt.sqlite3").write_text("jobs of weeks")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    refused = subprocess.run([sys.executable, "-m", "smgt.up", "--reset", "--state-dir", str(state)],
+                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+    assert refused.returncode == 1 and f"--reset deletes {state}" in refused.stdout and "gt, s3" in refused.stdout
+    assert "add --yes" in refused.stderr and (state / "gt" / "gt.sqlite3").read_text() == "jobs of weeks"
+
+    up = Up(state, tmp_path / "up.log", "--reset", "--yes")
+    assert "deleted" in up.text and "jobs of weeks" not in (state / "gt" / "gt.sqlite3").read_bytes().decode(
+        errors="replace")
+    assert up.show()["COMPLETE"] == [] and up.show()["IN_PROGRESS"] == []
+    up.stop(signal.SIGTERM)
