@@ -10,9 +10,11 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from smgt.embedded import ROOT
@@ -61,15 +63,26 @@ class Up:
         self.proc.wait(timeout=120)
 
 
+@pytest.fixture
+def ups() -> Iterator[list[Up]]:
+    """Every Up a test starts; whatever still runs at the end is stopped (a failed test leaves none)."""
+    started: list[Up] = []
+    yield started
+    for up in started:
+        if up.proc.poll() is None:
+            up.stop(signal.SIGTERM)
+
+
 def outputs(up: Up, batch_id: str) -> dict[str, str]:
     shown = up.show(batch_id)
     return {j["labelingJobName"]: j["jobOutputS3Uri"] for key in ("firstLevel", "secondLevel")
             for j in shown[key]["jobLevels"]}
 
 
-def test_up_survives_stop_start_and_sigkill(tmp_path: Path) -> None:
+def test_up_survives_stop_start_and_sigkill(tmp_path: Path, ups: list[Up]) -> None:
     state, log = tmp_path / "state", tmp_path / "up.log"
     up = Up(state, log)
+    ups.append(up)
     resp = up.http.post(f"{up.airflow}/smgt/batch/create", json=batch_with_rates(BATCH), timeout=60)
     assert resp.status_code == 200, resp.text
     wait_until("level 1 to be labeled", lambda: up.show(BATCH)["firstLevel"]["status"] == "COMPLETE", 240, 2)
@@ -77,6 +90,7 @@ def test_up_survives_stop_start_and_sigkill(tmp_path: Path) -> None:
     # SIGKILL the supervisor while level 2 runs: its components are orphaned, then ended by the next start.
     up.stop(signal.SIGKILL)
     up = Up(state, log)
+    ups.append(up)
     listed = up.show()
     assert BATCH in listed["IN_PROGRESS"] + listed["COMPLETE"], listed
     done = wait_until("the running batch to finish after the restart",
@@ -89,6 +103,7 @@ def test_up_survives_stop_start_and_sigkill(tmp_path: Path) -> None:
     up.stop(signal.SIGTERM)
     assert "stopped; state kept in" in log.read_text()
     up = Up(state, log)
+    ups.append(up)
     assert up.show()["COMPLETE"] == [BATCH]
     assert outputs(up, BATCH) == before
     for uri in before.values():  # the files are there, behind the presigned URLs batch/show hands out
@@ -98,7 +113,7 @@ def test_up_survives_stop_start_and_sigkill(tmp_path: Path) -> None:
     up.stop(signal.SIGTERM)
 
 
-def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path) -> None:
+def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path, ups: list[Up]) -> None:
     state = tmp_path / "state"
     (state / "s3").mkdir(parents=True)
     (state / "gt").mkdir()
@@ -110,6 +125,7 @@ def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path) -> No
     assert "add --yes" in refused.stderr and (state / "gt" / "gt.sqlite3").read_text() == "jobs of weeks"
 
     up = Up(state, tmp_path / "up.log", "--reset", "--yes")
+    ups.append(up)
     assert "deleted" in up.text and "jobs of weeks" not in (state / "gt" / "gt.sqlite3").read_bytes().decode(
         errors="replace")
     assert up.show()["COMPLETE"] == [] and up.show()["IN_PROGRESS"] == []
