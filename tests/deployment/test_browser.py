@@ -5,12 +5,14 @@ Playwright, see tests/browser.py), on one LocalDeployment with the Label Studio 
   label, drags a box on each image and submits; the job's counters move and its output manifest has
   the boxes in image pixels, as dragged on the screen;
 - an admin logs in to Airflow and watches a notebook batch on the batch page (/smgt/ui): its level-1
-  jobs labeled by Label Studio, then (labeled by a scripted stand-in) waiting for the down-sampling
-  rate, which they give through the page's link in Airflow's Required Actions form.
+  jobs labeled by Label Studio, then (level 1 labeled by a scripted stand-in) waiting for the
+  down-sampling rate, which the admin gives by following the page's link to Airflow's Required
+  Actions form.
 
-Label Studio's page is found by what it shows a person (texts, roles) plus a few of its `data-testid`
-hooks and the image's `alt` (the name of the <Image> tag of our labeling config); measured on Label
-Studio 1.23.2.
+Label Studio's pages are found by what they show a person (texts, roles) where that is unambiguous,
+else by the login form's input ids, a few `data-testid` hooks of its frontend, the image's `alt` (the
+name of the <Image> tag in our labeling config) and Konva's stage element: measured on Label Studio
+1.23.2 (a new Label Studio may move them; the failure screenshot shows where).
 """
 
 from __future__ import annotations
