@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[demo] state and logs in {work}", flush=True)
     print("[demo] starting SeaweedFS (S3), the local Ground Truth emulator and Airflow (SQLite + LocalExecutor):"
           " api-server, scheduler, dag-processor, triggerer; uploading the synthetic street video", flush=True)
-    with LocalDeployment(work, workforce="simulated", task_seconds=args.task_seconds, init_seconds=0.0) as local:
+    # Any free ports: a deployment someone keeps running (scripts/up.sh) has the usual ones.
+    with LocalDeployment(work, workforce="simulated", task_seconds=args.task_seconds, init_seconds=0.0,
+                         preferred_ports=False) as local:
         assert local.airflow is not None
         airflow = local.airflow
         password = airflow.passwords["admin"]

@@ -73,7 +73,8 @@ def _port_is_free(port: int) -> bool:
 
 
 def _pick_port(preferred: int, taken: set[int]) -> int:
-    if preferred not in taken and _port_is_free(preferred):
+    """`preferred` when free, else (or for 0) a free port not in `taken`."""
+    if preferred and preferred not in taken and _port_is_free(preferred):
         return preferred
     while (port := free_port()) in taken:
         pass
@@ -121,14 +122,16 @@ class LocalDeployment:
     simulated). `task_seconds`/`init_seconds`/`seed`/`clock_origin`: the simulated workforce's pace
     and determinism (see smgt.local). `airflow`: also run Airflow (False: the AWS side only).
     `airflow_env`: extra environment for the Airflow processes. `labelstudio_poll_seconds`: how often
-    the emulator polls Label Studio for finished tasks.
+    the emulator polls Label Studio for finished tasks. `preferred_ports`: on the first start take
+    the ports people expect (Airflow 8080, Label Studio 8090, ...) when free; False: any free ports
+    (demo and tests, which must not race a deployment someone runs). Later starts reuse the ports.
     """
 
     def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR, *, workforce: str = "simulated",
                  task_seconds: float = 2.0, init_seconds: float = 1.0, seed: int = 0,
                  clock_origin: float | None = None, airflow: bool = True,
                  airflow_env: dict[str, str] | None = None, settings: Settings | None = None,
-                 labelstudio_poll_seconds: float = 5.0) -> None:
+                 labelstudio_poll_seconds: float = 5.0, preferred_ports: bool = True) -> None:
         if workforce not in ("simulated", "labelstudio"):
             raise ValueError(f"workforce: {workforce!r} is not one of simulated, labelstudio")
         self.state_dir = Path(state_dir).absolute()
@@ -140,6 +143,7 @@ class LocalDeployment:
         self.with_airflow = airflow
         self.airflow_env = dict(airflow_env or {})
         self.labelstudio_poll_seconds = labelstudio_poll_seconds
+        self.preferred_ports = preferred_ports
         self.settings = settings or get_settings()
         self.config: dict[str, Any] = {}
         self.seaweedfs: Any = None
@@ -161,7 +165,7 @@ class LocalDeployment:
         taken = set(ports.values())
         for name, preferred in PREFERRED_PORTS.items():
             if name not in ports:
-                ports[name] = _pick_port(preferred, taken)
+                ports[name] = _pick_port(preferred if self.preferred_ports else 0, taken)
                 taken.add(ports[name])
         env = os.environ
         defaults = {

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-seconds", type=float, default=2.0, help="simulated workers: seconds per wave of tasks")
     parser.add_argument("--reset", action="store_true", help="delete the state directory first")
     parser.add_argument("--yes", action="store_true", help="with --reset: do not ask")
+    parser.add_argument("--any-ports", action="store_true",
+                        help="on the first start take any free ports, not 8080 (Airflow), 8090 (Label Studio), ...")
     args = parser.parse_args(argv)
 
     if args.reset:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     local = LocalDeployment(args.state_dir, workforce="simulated" if args.simulated else "labelstudio",
-                            task_seconds=args.task_seconds)
+                            task_seconds=args.task_seconds, preferred_ports=not args.any_ports)
     print(f"starting the local deployment on {args.state_dir} ...", flush=True)
     local.start()
     try:

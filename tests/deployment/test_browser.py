@@ -52,7 +52,7 @@ TOLERANCE_PX = 2.0  # output box vs. the dragged one, in image pixels (Label Stu
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with LocalDeployment(tmp_path_factory.mktemp("browser-deployment"), workforce="labelstudio",
+    with LocalDeployment(tmp_path_factory.mktemp("browser-deployment"), workforce="labelstudio", preferred_ports=False,
                          labelstudio_poll_seconds=1.0) as deployment:
         yield deployment
 

@@ -33,7 +33,7 @@ MOVE_PX = 12  # how far the reviewer moves one box
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with LocalDeployment(tmp_path_factory.mktemp("ls-deployment"), workforce="labelstudio",
+    with LocalDeployment(tmp_path_factory.mktemp("ls-deployment"), workforce="labelstudio", preferred_ports=False,
                          labelstudio_poll_seconds=1.0) as deployment:
         yield deployment
 

@@ -41,7 +41,7 @@ LEVEL1 = (f"{BATCH_ID}-vehicle", f"{BATCH_ID}-lane")
 def deployment(state_dir: Path) -> LocalDeployment:
     # 6 s per wave of tasks: level 1 runs long enough to kill something in the middle of it.
     return LocalDeployment(state_dir, workforce="simulated", task_seconds=6.0, init_seconds=1.0, seed=SEED,
-                           clock_origin=CLOCK_ORIGIN)
+                           clock_origin=CLOCK_ORIGIN, preferred_ports=False)
 
 
 def run_batch(state_dir: Path, kill: str | None = None) -> dict[str, Any]:

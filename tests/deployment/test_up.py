@@ -32,7 +32,7 @@ class Up:
         self.log = log
         self.offset = log.stat().st_size if log.exists() else 0  # this run's output starts here
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "smgt.up", "--simulated", "--task-seconds", "5",
+            self.proc = subprocess.Popen([sys.executable, "-m", "smgt.up", "--simulated", "--task-seconds", "5", "--any-ports",
                                           "--state-dir", str(state_dir), *args], stdout=out, stderr=subprocess.STDOUT,
                                          env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
         self.text = wait_until("the deployment to be up", self._printed, timeout=300, poll=1)
