@@ -43,3 +43,15 @@ def test_notebook_sample_batch_file_becomes_a_valid_batch():
 def test_every_shipped_batch_file_is_valid():
     for path in (ROOT / "include" / "batches").glob("*.yaml"):
         read_batch_file(path)
+
+
+def test_example_conf_is_the_notebook_batch_and_valid():
+    """examples/notebook_batch.json: what the README tells a new user to paste into the trigger form."""
+    from sample_batches import notebook_batch
+
+    from smgt.config import validate_batch_config
+
+    conf = json.loads((ROOT / "examples" / "notebook_batch.json").read_text())
+    assert conf == notebook_batch(conf["batchId"])
+    config = validate_batch_config(conf, region="us-east-1", max_job_level=3, max_jobs=100)
+    assert [j.jobLevel for j in config.labelingJobs] == [1, 1, 2, 2]
