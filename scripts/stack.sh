@@ -161,15 +161,14 @@ start() {
     local name=$1 cmd shown secret
     case "$name" in
         seaweedfs)
+            # Keys come from SMGT_LOCAL_S3_* (stack.env is exported), not the command line (ps).
             cmd=("$PY" -m smgt.local.seaweedfs serve --data-dir "$STATE/s3" --s3-port "$SMGT_STACK_S3_PORT"
-                 --access-key "$SMGT_LOCAL_S3_ACCESS_KEY" --secret-key "$SMGT_LOCAL_S3_SECRET_KEY"
                  --log-file "$STATE/logs/weed.log" --stop-grace "$SEAWEEDFS_STOP_GRACE")
             ;;
         labelstudio)
+            # Admin e-mail, password and token come from SMGT_LABELSTUDIO_* (stack.env is exported).
             cmd=("$PY" -m smgt.local.labelstudio.server serve --data-dir "$STATE/labelstudio"
-                 --port "$SMGT_STACK_LABELSTUDIO_PORT" --admin-email "$SMGT_LABELSTUDIO_ADMIN_EMAIL"
-                 --admin-password "$SMGT_LABELSTUDIO_ADMIN_PASSWORD" --token "$SMGT_LABELSTUDIO_TOKEN"
-                 --log-file "$STATE/logs/labelstudio-server.log")
+                 --port "$SMGT_STACK_LABELSTUDIO_PORT" --log-file "$STATE/logs/labelstudio-server.log")
             ;;
         emulator)
             # Jobs and teams in gt/, S3 on SeaweedFS (keys SMGT_LOCAL_S3_* from stack.env), the

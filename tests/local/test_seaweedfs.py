@@ -326,7 +326,7 @@ def test_cli_serve_exits_with_an_error_when_weed_dies(tmp_path):
     try:
         weed.kill()
         assert proc.wait(10) == 128 + signal.SIGKILL
-        assert "weed exited with status -9" in proc.stderr.read()
+        assert "seaweedfs: the server exited with status -9" in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

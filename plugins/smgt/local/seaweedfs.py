@@ -55,7 +55,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -526,28 +525,16 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run weed in the foreground until SIGTERM/SIGINT/SIGHUP (then stop it) or until it exits.
-    Exit status: 0 after a requested stop; when weed ended on its own, its status (128 + signal number
-    if a signal killed it, 1 if it exited with 0); 1 if it could not start."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    """Run weed in the foreground until SIGTERM/SIGINT/SIGHUP (see smgt.local.foreground)."""
+    from .foreground import run_until_signal
+
     store = SeaweedFS(args.data_dir, s3_port=args.s3_port, access_key=args.access_key,
                       secret_key=args.secret_key, memory_limit=args.memory_limit, weed=args.weed,
                       log_file=args.log_file)
-    try:
-        store.start(timeout=args.start_timeout)
-    except SeaweedFSError as err:
-        print(f"seaweedfs: {err}", file=sys.stderr, flush=True)
-        return 1
-    print(f"SeaweedFS S3 ready on {store.endpoint_url} (pid {store.pid}, data {store.data_dir})", flush=True)
-    while store.alive and not stop.wait(0.5):
-        pass
-    status = store.stop(grace=args.stop_grace)
-    if stop.is_set():
-        return 0
-    print(f"seaweedfs: weed exited with status {status}; log:\n{store.log_tail()}", file=sys.stderr, flush=True)
-    return 128 - status if status is not None and status < 0 else (status or 1)
+    return run_until_signal(
+        store, name="seaweedfs", start_timeout=args.start_timeout, stop_grace=args.stop_grace,
+        start_errors=(SeaweedFSError,),
+        ready=lambda: f"SeaweedFS S3 ready on {store.endpoint_url} (pid {store.pid}, data {store.data_dir})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -556,8 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run weed mini in the foreground (stops it on SIGTERM)")
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--s3-port", type=int, required=True)
-    p.add_argument("--access-key", required=True)
-    p.add_argument("--secret-key", required=True)
+    # Keys from the environment keep them out of `ps`; the flags still work.
+    p.add_argument("--access-key", default=os.environ.get("SMGT_LOCAL_S3_ACCESS_KEY"),
+                   help="S3 access key (default: SMGT_LOCAL_S3_ACCESS_KEY)")
+    p.add_argument("--secret-key", default=os.environ.get("SMGT_LOCAL_S3_SECRET_KEY"),
+                   help="S3 secret key (default: SMGT_LOCAL_S3_SECRET_KEY)")
     p.add_argument("--memory-limit", default="512MiB", help="GOMEMLIMIT (default 512MiB)")
     p.add_argument("--weed", default=None, help="weed binary (default: next to python, else PATH)")
     p.add_argument("--log-file", type=Path, default=None, help="weed's output (default DATA_DIR/weed.log)")

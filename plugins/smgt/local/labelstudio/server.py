@@ -423,30 +423,16 @@ def _bind_error(port: int) -> OSError | None:
 # -- CLI --------------------------------------------------------------------------------------------
 
 def serve(args: argparse.Namespace) -> int:
-    """Run Label Studio in the foreground until SIGTERM/SIGINT/SIGHUP (then stop it) or until it exits."""
+    """Run Label Studio in the foreground until SIGTERM/SIGINT/SIGHUP (see smgt.local.foreground)."""
+    from ..foreground import run_until_signal
+
     server = LabelStudioServer(args.data_dir, port=args.port, admin_email=args.admin_email,
                                admin_password=args.admin_password, api_token=args.token,
                                venv=args.venv, log_file=args.log_file)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stopping.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    try:
-        server.start(timeout=args.start_timeout)
-    except LabelStudioError as exc:
-        print(f"labelstudio: {exc}", file=sys.stderr)
-        return 1
-    print(f"labelstudio ready url={server.url} pid={server.pid} data_dir={server.data_dir}", flush=True)
-    while not stopping.wait(0.5):
-        if not server.alive:
-            code = server.kill()
-            print(f"labelstudio: Label Studio exited with code {code}:\n{server.log_tail()}", file=sys.stderr)
-            return 1
-    server.stop()
-    return 0
+    return run_until_signal(
+        server, name="labelstudio", start_timeout=args.start_timeout, stop_grace=args.stop_grace,
+        start_errors=(LabelStudioError,),
+        ready=lambda: f"labelstudio ready url={server.url} pid={server.pid} data_dir={server.data_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -455,12 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("serve", help="run Label Studio in the foreground on 127.0.0.1")
     run.add_argument("--data-dir", required=True)
     run.add_argument("--port", type=int, required=True)
-    run.add_argument("--admin-email", required=True)
-    run.add_argument("--admin-password", required=True)
-    run.add_argument("--token", required=True, help="the admin's API token (6-40 chars)")
+    # Secrets from the environment keep them out of `ps`; the flags still work.
+    run.add_argument("--admin-email", default=os.environ.get("SMGT_LABELSTUDIO_ADMIN_EMAIL"))
+    run.add_argument("--admin-password", default=os.environ.get("SMGT_LABELSTUDIO_ADMIN_PASSWORD"),
+                     help="default: SMGT_LABELSTUDIO_ADMIN_PASSWORD")
+    run.add_argument("--token", default=os.environ.get("SMGT_LABELSTUDIO_TOKEN"),
+                     help="the admin's API token, 6-40 chars (default: SMGT_LABELSTUDIO_TOKEN)")
     run.add_argument("--venv", default=None, help="Label Studio's venv (default: <repo>/.venv-labelstudio)")
     run.add_argument("--log-file", default=None, help="default: <data-dir>/server.log")
     run.add_argument("--start-timeout", type=float, default=180.0, help="seconds")
+    run.add_argument("--stop-grace", type=float, default=15.0, help="seconds before SIGKILL")
     args = parser.parse_args(argv)
     try:
         return serve(args)
