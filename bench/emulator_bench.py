@@ -11,14 +11,19 @@ number of jobs running at the same time, and the throughput.
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from botocore.config import Config
 
+from smgt.embedded import free_port
 from smgt.local import LocalGroundTruth
+from smgt.local.emulator import S3Store
+from smgt.local.seaweedfs import SeaweedFS
 from smgt.registry import get_modality
 from smgt.settings import Settings
 
@@ -57,7 +62,12 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    with LocalGroundTruth(task_seconds=args.task_seconds, init_seconds=args.init_seconds, seed=1) as emu:
+    # S3 on SeaweedFS, as in every deployment; job records in memory (no state dir).
+    with tempfile.TemporaryDirectory() as data, SeaweedFS(
+            data, s3_port=free_port(), access_key="bench" + secrets.token_hex(4),
+            secret_key=secrets.token_hex(16)) as store, LocalGroundTruth(
+            task_seconds=args.task_seconds, init_seconds=args.init_seconds, seed=1,
+            s3=S3Store(store.endpoint_url, store.access_key, store.secret_key)) as emu:
         demo = emu.upload_demo_data()
         config = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=64)
         sm = emu.client("sagemaker", config=config)

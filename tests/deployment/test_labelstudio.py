@@ -416,3 +416,59 @@ def test_sigkill_mid_level_with_people_labeling(local: LocalDeployment, componen
     written = {(f["frame"], int(a["object-name"].split(":")[1])): (a["left"], a["top"], a["width"], a["height"])
                for f in seq_label for a in f["annotations"]}
     assert written == boxes
+
+
+def test_stop_expiry_and_point_clouds_under_the_label_studio_workforce(local: LocalDeployment,
+                                                                       image_inputs: dict) -> None:
+    """StopLabelingJob keeps what was submitted; tasks still open when TaskAvailabilityLifetimeInSeconds
+    runs out count as unlabeled (GT's expiry reason in the manifest); point clouds stay simulated."""
+    from local.local_gt_helpers import job_request, unique
+
+    sm = local.client("sagemaker")
+    labeler = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["labeler-3@example.com"])
+    expiring = unique("ls-expire")
+    request = job_request(expiring, "BoundingBox", image_inputs["images"], image_inputs["boxes"],
+                          template=image_inputs["template"])
+    request["HumanTaskConfig"]["TaskAvailabilityLifetimeInSeconds"] = 60  # GT's minimum
+    sm.create_labeling_job(**request)
+    stopped = image_job(local, image_inputs, "BoundingBox", "boxes", "ls-stop")
+    for name in (expiring, stopped):  # one of the two images labeled, the other left open
+        project = labeler.project(name)
+        labeler.submit(image_task(labeler, project, 0)["id"], labeler.region(
+            labeler.controls(project), label="Car", item=None, size=FRAME_SIZE, box=(10, 10, 30, 30)))
+    wait_until("the first image of the stopped job to be collected", lambda: sm.describe_labeling_job(
+        LabelingJobName=stopped)["LabelCounters"]["HumanLabeled"] == 1, 60, 1)
+    sm.stop_labeling_job(LabelingJobName=stopped)
+    desc = wait_job(local, stopped)
+    assert desc["LabelingJobStatus"] == "Stopped"
+    bucket = local.settings.processing_bucket
+    key = f"gt-output/{stopped}/manifests/output/output.manifest"
+    [line] = s3_lines(local, f"s3://{bucket}/{key}")
+    assert line[stopped]["annotations"][0]["left"] == 10
+
+    # A point-cloud job on this deployment is labeled by the simulated workforce, and says so.
+    s3 = local.client("s3")
+    base = f"s3://{local.settings.input_bucket}/ls-tests/cloud"
+    cloud = "".join(f"{x * 0.5} {x * 0.25} {x % 3} 0.{x % 9}\n" for x in range(50))
+    s3.put_object(Bucket=local.settings.input_bucket, Key="ls-tests/cloud/frame0.txt", Body=cloud.encode())
+    s3.put_object(Bucket=local.settings.input_bucket, Key="ls-tests/cloud/cloud.manifest", Body=json.dumps(
+        {"source-ref": f"{base}/frame0.txt", "source-ref-metadata": {"format": "text/xyzi",
+                                                                    "unix-timestamp": 1566861644.0}}).encode())
+    s3.put_object(Bucket=local.settings.input_bucket, Key="ls-tests/cloud/cuboids.json", Body=json.dumps(
+        {"document-version": "2020-03-01", "labels": [{"label": "Car"}]}).encode())
+    cloud_job = unique("ls-cloud")
+    sm.create_labeling_job(**job_request(cloud_job, "PointCloudObjectDetection", f"{base}/cloud.manifest",
+                                         f"{base}/cuboids.json"))
+    cloud_desc = wait_job(local, cloud_job)
+    assert cloud_desc["LabelingJobStatus"] == "Completed", cloud_desc
+    assert {"Key": "smgt-local:workforce", "Value": "simulated"} in cloud_desc["Tags"]
+    assert {"Key": "smgt-local:workforce", "Value": "labelstudio"} in sm.describe_labeling_job(
+        LabelingJobName=stopped)["Tags"]
+
+    desc = wait_job(local, expiring, timeout=180)
+    assert desc["LabelingJobStatus"] == "Completed"
+    assert desc["LabelCounters"]["HumanLabeled"] == 1 and desc["LabelCounters"]["Unlabeled"] == 1
+    labeled, expired = s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
+    assert labeled[expiring]["annotations"][0]["left"] == 10
+    assert expiring not in expired
+    assert expired[f"{expiring}-metadata"]["failure-reason"].startswith("ClientError: Annotation tasks expired.")

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import boto3
+import pytest
 
 from smgt.local.demo import generate_video
 from smgt.local.references import parse_mot
@@ -53,30 +55,38 @@ def test_demo_upload_follows_the_notebook_layout(emu, demo):
     assert config["annotationType"] == "BoundingBox" and config["labels"][0]["label"] == "Vehicle"
 
 
+def _serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, dict[str, str]]:
+    """Start `python -m smgt.local serve ARGS`; return it and the environment it printed (once ready)."""
+    server = subprocess.Popen([sys.executable, "-m", "smgt.local", "serve", "--port", "0", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    printed: dict[str, str] = {}
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        line = server.stdout.readline()
+        if match := re.match(r"export ([A-Z0-9_]+)='(.*)'$", line.rstrip("\n")):
+            printed[match.group(1)] = match.group(2)
+        if line.startswith("# status queue:") or (not line and server.poll() is not None):
+            break
+    return server, printed
+
+
 def test_cli_serve_and_demo_data(tmp_path, s3_store):
+    """`serve` on a given S3 store (keys from the environment), with faults and a state dir."""
     faults = tmp_path / "faults.json"
     faults.write_text(json.dumps({"fail_jobs": [{"pattern": "cli-fail-*"}]}))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins"), "SMGT_LOCAL_S3_ACCESS_KEY": s3_store.access_key,
            "SMGT_LOCAL_S3_SECRET_KEY": s3_store.secret_key}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "smgt.local", "serve", "--port", "0", "--task-seconds", "0", "--faults", str(faults),
-         "--s3-endpoint-url", s3_store.endpoint_url, "--state-dir", str(tmp_path / "gt")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    server, printed = _serve(["--task-seconds", "0", "--faults", str(faults), "--s3-endpoint-url",
+                              s3_store.endpoint_url, "--state-dir", str(tmp_path / "gt")], env)
     try:
-        url = None
-        deadline = time.time() + 60
-        while url is None and time.time() < deadline:
-            line = server.stdout.readline()
-            if match := re.search(r"listening on (http://\S+)", line):
-                url = match.group(1)
+        url = printed.get("AWS_ENDPOINT_URL")
         assert url, "server did not start"
+        assert printed["AWS_ENDPOINT_URL_S3"] == s3_store.endpoint_url
         with urllib.request.urlopen(f"{url}/_smgt/faults", timeout=10) as resp:
             assert json.loads(resp.read())["fail_jobs"][0]["pattern"] == "cli-fail-*"
         # The client side uses the environment `serve` prints (S3 on the store, keys of the store).
-        client_env = {**env, "AWS_ENDPOINT_URL_S3": s3_store.endpoint_url, "AWS_ACCESS_KEY_ID": s3_store.access_key,
-                      "AWS_SECRET_ACCESS_KEY": s3_store.secret_key}
         out = subprocess.run([sys.executable, "-m", "smgt.local", "demo-data", "--endpoint-url", url, "--frames", "8"],
-                             capture_output=True, text=True, env=client_env, timeout=120, check=True).stdout
+                             capture_output=True, text=True, env={**env, **printed}, timeout=120, check=True).stdout
         manifest = json.loads(out)["manifest_uri"]
         s3 = boto3.client("s3", endpoint_url=s3_store.endpoint_url, region_name="us-east-1",
                           aws_access_key_id=s3_store.access_key, aws_secret_access_key=s3_store.secret_key)
@@ -84,9 +94,41 @@ def test_cli_serve_and_demo_data(tmp_path, s3_store):
         assert b"MOT17-13-SDP_seq.json" in s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=20)
+        server.wait(timeout=60)
     assert server.returncode == 0
     assert (tmp_path / "gt" / "gt.sqlite3").exists()
+
+
+def test_cli_serve_runs_its_own_seaweedfs_in_the_state_dir(tmp_path):
+    """Without --s3-endpoint-url, `serve` runs a SeaweedFS of its own, its data under the state dir, and
+    stops it on SIGTERM; a second serve on the same state dir finds the same objects."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SMGT_LOCAL_"))}
+    env["PYTHONPATH"] = str(ROOT / "plugins")
+    server, printed = _serve(["--demo-data", "--state-dir", str(tmp_path)], env)
+    try:
+        assert printed["AWS_ENDPOINT_URL_S3"] != printed["AWS_ENDPOINT_URL"]
+        s3 = boto3.client("s3", endpoint_url=printed["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                          aws_access_key_id=printed["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=printed["AWS_SECRET_ACCESS_KEY"])
+        frames = s3.list_objects_v2(Bucket=SETTINGS.input_bucket, Prefix="MOT17/")["KeyCount"]
+        assert frames > 30
+        anonymous = urllib.request.Request(f"{printed['AWS_ENDPOINT_URL_S3']}/{SETTINGS.input_bucket}/")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous, timeout=10)
+        assert refused.value.code == 403
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert server.returncode == 0 and (tmp_path / "s3" / "store").is_dir()
+    again, printed = _serve(["--state-dir", str(tmp_path)], env)
+    try:
+        s3 = boto3.client("s3", endpoint_url=printed["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                          aws_access_key_id=printed["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=printed["AWS_SECRET_ACCESS_KEY"])
+        assert s3.list_objects_v2(Bucket=SETTINGS.input_bucket, Prefix="MOT17/")["KeyCount"] == frames
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(timeout=60)
 
 
 def test_label_demo_walkthrough_runs_the_notebook_jobs(emu, demo, monkeypatch):

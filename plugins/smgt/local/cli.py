@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="keep labeling jobs and work teams in DIR/gt.sqlite3 across restarts "
                             "(env SMGT_LOCAL_STATE_DIR; default: in memory)")
     serve.add_argument("--s3-endpoint-url", default=os.environ.get("SMGT_LOCAL_S3_ENDPOINT_URL"),
-                       help="S3-compatible store for all S3 traffic, e.g. SeaweedFS (env SMGT_LOCAL_S3_ENDPOINT_URL;"
-                            " default: moto's in-memory S3 in this process). Its keys come from "
-                            "SMGT_LOCAL_S3_ACCESS_KEY / SMGT_LOCAL_S3_SECRET_KEY")
+                       help="S3-compatible store for all S3 traffic, e.g. SeaweedFS (env SMGT_LOCAL_S3_ENDPOINT_URL),"
+                            " with keys SMGT_LOCAL_S3_ACCESS_KEY / SMGT_LOCAL_S3_SECRET_KEY. Default: run a SeaweedFS"
+                            " for this emulator, its data in STATE_DIR/s3 (or a temporary folder)")
     serve.add_argument("--workforce", choices=("simulated", "labelstudio"),
                        default=os.environ.get("SMGT_LOCAL_WORKFORCE", "simulated"),
                        help="who labels: simulated workers, or people in Label Studio (env SMGT_LOCAL_WORKFORCE); "
@@ -56,16 +56,30 @@ def main(argv: list[str] | None = None) -> int:
     return _demo_data(args)
 
 
-def _s3_store(args: argparse.Namespace) -> Any:
-    from .emulator import S3Store
+def _s3_store(args: argparse.Namespace, stack: contextlib.ExitStack) -> Any:
+    """The S3 store to use: the one named, else a SeaweedFS of our own (stopped when serve ends)."""
+    import secrets
+    import tempfile
+    from pathlib import Path
 
-    if not args.s3_endpoint_url:
-        return None
+    from smgt.embedded import free_port
+
+    from .emulator import S3Store
+    from .seaweedfs import SeaweedFS
+
     keys = {name: os.environ.get(name) for name in ("SMGT_LOCAL_S3_ACCESS_KEY", "SMGT_LOCAL_S3_SECRET_KEY")}
-    missing = [name for name, value in keys.items() if not value]
-    if missing:
-        raise SystemExit(f"--s3-endpoint-url needs {' and '.join(missing)} in the environment")
-    return S3Store(args.s3_endpoint_url, keys["SMGT_LOCAL_S3_ACCESS_KEY"], keys["SMGT_LOCAL_S3_SECRET_KEY"])
+    if args.s3_endpoint_url:
+        missing = [name for name, value in keys.items() if not value]
+        if missing:
+            raise SystemExit(f"--s3-endpoint-url needs {' and '.join(missing)} in the environment")
+        return S3Store(args.s3_endpoint_url, keys["SMGT_LOCAL_S3_ACCESS_KEY"], keys["SMGT_LOCAL_S3_SECRET_KEY"])
+    data = Path(args.state_dir) / "s3" if args.state_dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    store = SeaweedFS(data, s3_port=free_port(),
+                      access_key=keys["SMGT_LOCAL_S3_ACCESS_KEY"] or "smgt" + secrets.token_hex(8),
+                      secret_key=keys["SMGT_LOCAL_S3_SECRET_KEY"] or secrets.token_urlsafe(30))
+    stack.enter_context(store)
+    print(f"SeaweedFS (S3) on {store.endpoint_url}, data in {data}", flush=True)
+    return S3Store(store.endpoint_url, store.access_key, store.secret_key)
 
 
 def _workforce(args: argparse.Namespace, s3_store: Any) -> Any:
@@ -85,23 +99,24 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
-    s3_store = _s3_store(args)
-    emu = LocalGroundTruth(port=args.port, host=args.host, task_seconds=args.task_seconds,
-                           init_seconds=args.init_seconds, seed=args.seed, faults=args.faults,
-                           state_dir=args.state_dir, s3=s3_store, workforce=_workforce(args, s3_store),
-                           clock_origin=args.clock_origin).start()
-    print(f"Local Ground Truth listening on {emu.endpoint_url}", flush=True)
-    if args.demo_data:
-        print(json.dumps(emu.upload_demo_data(), indent=2), flush=True)
-    print("# environment for Airflow and boto3:")
-    for key, value in emu.env().items():
-        print(f"export {key}='{value}'")
-    print(f"# status queue: {emu.status_queue_url}", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        done.wait()
-    emu.stop()
+    with contextlib.ExitStack() as stack:  # on the way out: the emulator, then its own SeaweedFS
+        s3_store = _s3_store(args, stack)
+        emu = LocalGroundTruth(port=args.port, host=args.host, task_seconds=args.task_seconds,
+                               init_seconds=args.init_seconds, seed=args.seed, faults=args.faults,
+                               state_dir=args.state_dir, s3=s3_store, workforce=_workforce(args, s3_store),
+                               clock_origin=args.clock_origin)
+        stack.enter_context(emu)
+        print(f"Local Ground Truth listening on {emu.endpoint_url}", flush=True)
+        if args.demo_data:
+            print(json.dumps(emu.upload_demo_data(), indent=2), flush=True)
+        print("# environment for Airflow and boto3:")
+        for key, value in emu.env().items():
+            print(f"export {key}='{value}'")
+        print(f"# status queue: {emu.status_queue_url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait()
     return 0
 
 
@@ -109,15 +124,16 @@ def _demo_data(args: argparse.Namespace) -> int:
     import boto3
 
     from .demo import upload_demo_data
-    from .emulator import ACCESS_KEY, SECRET_KEY
     from .s3io import S3
 
     settings = get_settings()
-    # S3 on the deployment's S3 store when the environment names one (as `serve` prints it).
-    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3", args.endpoint_url),
-                          region_name=settings.region,
-                          aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-                          aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", SECRET_KEY))
+    # S3 on the deployment's store, with its keys: the environment `serve` prints.
+    missing = [n for n in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not os.environ.get(n)]
+    if missing:
+        raise SystemExit(f"demo-data needs the environment `serve` prints; missing: {', '.join(missing)}")
+    client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"], region_name=settings.region,
+                          aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
     print(json.dumps(upload_demo_data(S3(client), settings.input_bucket, n_frames=args.frames, seed=args.seed),
                      indent=2))
     return 0

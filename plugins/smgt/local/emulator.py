@@ -1,14 +1,13 @@
 """`LocalGroundTruth`: the emulator as an object (tests, the bench, `smgt-local serve`).
 
-    with LocalGroundTruth(port=0, task_seconds=0.0, seed=0, state_dir=d, s3=S3Store(url, key, secret)) as emu:
+    with LocalGroundTruth(s3=S3Store(url, key, secret), port=0, task_seconds=0.0, seed=0, state_dir=d) as emu:
         sm = emu.client("sagemaker")
         ...
 
 Seams: the API (server.py: SageMaker actions + moto for SNS/SQS/Cognito), the lifecycle of a job
-(lifecycle.py), who labels (workforce.py: simulated or Label Studio), and storage: S3 on an
-S3-compatible store given as `s3` (SeaweedFS in every deployment; without it, moto's in-memory S3
-inside this process, a test double), job and team records in `state_dir/gt.sqlite3` (in memory
-without a state dir).
+(lifecycle.py), who labels (workforce.py: simulated or Label Studio), and storage: S3 on the
+S3-compatible store given as `s3` (SeaweedFS in every deployment: smgt.local.seaweedfs), job and
+team records in `state_dir/gt.sqlite3` (in memory without a state dir).
 """
 
 from __future__ import annotations
@@ -43,8 +42,6 @@ from .workteams import WorkteamStore
 
 log = logging.getLogger(__name__)
 
-ACCESS_KEY = "testing"
-SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials; these are placeholders
 STATE_FILE = "gt.sqlite3"
 
 
@@ -57,7 +54,7 @@ class S3Store:
     secret_key: str
 
 
-def aws_env(endpoint_url: str, *, region: str, conn_id: str, s3: S3Store | None) -> dict[str, str]:
+def aws_env(endpoint_url: str, *, region: str, conn_id: str, s3: S3Store) -> dict[str, str]:
     """Environment for Airflow processes and boto3 users of a local deployment.
 
     S3 goes to the S3 store through per-service endpoints: the Airflow connection's
@@ -65,16 +62,15 @@ def aws_env(endpoint_url: str, *, region: str, conn_id: str, s3: S3Store | None)
     other service (SageMaker, SNS, SQS, Cognito) to the emulator at `endpoint_url`. One key pair
     serves both (the S3 store checks it, the emulator accepts any).
     """
-    access_key, secret_key = (s3.access_key, s3.secret_key) if s3 else (ACCESS_KEY, SECRET_KEY)
+    access_key, secret_key = s3.access_key, s3.secret_key
     # Standard retries (10 attempts, backoff up to 20 s) ride out a restart of the emulator or the S3
     # store under a running task or trigger, as they ride out throttling on AWS.
     extra: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region,
                              "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 10}}}
     env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
-           "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": endpoint_url, "SMGT_REGION": region}
-    if s3:
-        extra["service_config"] = {"s3": {"endpoint_url": s3.endpoint_url}}
-        env["AWS_ENDPOINT_URL_S3"] = s3.endpoint_url
+           "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": endpoint_url, "SMGT_REGION": region,
+           "AWS_ENDPOINT_URL_S3": s3.endpoint_url}
+    extra["service_config"] = {"s3": {"endpoint_url": s3.endpoint_url}}
     conn = {"conn_type": "aws", "login": access_key, "password": secret_key, "extra": extra}
     env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
     return env
@@ -88,13 +84,12 @@ class _KeepAliveHandler(WSGIRequestHandler):
 
 class LocalGroundTruth:
     def __init__(self, port: int = 0, task_seconds: float = 0.0, seed: int = 0,
-                 faults: Faults | dict[str, Any] | str | Path | None = None, *, host: str = "127.0.0.1",
+                 faults: Faults | dict[str, Any] | str | Path | None = None, *, s3: S3Store, host: str = "127.0.0.1",
                  init_seconds: float = 0.0, stop_seconds: float | None = None,
                  settings: Settings | None = None, state_dir: str | Path | None = None,
-                 s3: S3Store | None = None, workforce: Workforce | None = None,
-                 clock_origin: float | None = None) -> None:
-        """`state_dir`: where the job/team records live (None: in memory, lost on stop).
-        `s3`: the S3 store (None: moto's in-memory S3 in this process, for tests that say why).
+                 workforce: Workforce | None = None, clock_origin: float | None = None) -> None:
+        """`s3`: the S3 store every S3 call goes to (GT reads inputs and writes outputs there).
+        `state_dir`: where the job/team records live (None: in memory, lost on stop).
         `workforce`: who labels (None: the simulated workforce); modalities it cannot label fall back
         to the simulated one. `clock_origin`: fixed epoch seconds for output timestamps (see Timing).
         """
@@ -202,15 +197,15 @@ class LocalGroundTruth:
     @property
     def access_key(self) -> str:
         # One key pair for everything: the S3 store checks it, the emulator accepts any.
-        return self.s3_store.access_key if self.s3_store else ACCESS_KEY
+        return self.s3_store.access_key
 
     @property
     def secret_key(self) -> str:
-        return self.s3_store.secret_key if self.s3_store else SECRET_KEY
+        return self.s3_store.secret_key
 
     @property
     def s3_endpoint_url(self) -> str:
-        return self.s3_store.endpoint_url if self.s3_store else self.endpoint_url
+        return self.s3_store.endpoint_url
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client for `service` on this deployment (S3 on the S3 store, the rest here)."""

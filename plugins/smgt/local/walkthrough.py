@@ -64,12 +64,15 @@ def _wait(sm: Any, names: list[str], timeout: float) -> dict[str, dict[str, Any]
 def label_demo(endpoint_url: str, *, timeout: float = 600.0, prefix: str | None = None) -> dict[str, str]:
     """Run the notebook's four jobs; return job name -> output manifest URI."""
     settings = get_settings()
-    # The keys and S3 endpoint `serve` printed (S3 on the deployment's store, e.g. SeaweedFS).
-    session = boto3.session.Session(aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-                                    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    # The keys and S3 endpoint `serve` printed (S3 on the deployment's store, SeaweedFS).
+    missing = [n for n in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not os.environ.get(n)]
+    if missing:
+        raise RuntimeError(f"label-demo needs the environment `serve` prints; missing: {', '.join(missing)}")
+    session = boto3.session.Session(aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
                                     region_name=settings.region)
     sm = session.client("sagemaker", endpoint_url=endpoint_url)
-    s3 = S3(session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3", endpoint_url)))
+    s3 = S3(session.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"]))
     bucket = settings.input_bucket
     manifest = f"s3://{bucket}/{MANIFEST_PREFIX}/MOT17-13-SDP.manifest"
     if not s3.exists(manifest):
