@@ -325,7 +325,11 @@ def test_invalid_line_is_reported_with_its_number(tmp_path):
 
 
 @pytest.fixture
-def s3():
+def s3(monkeypatch):
+    # moto's in-process mock as a test double: unit tests of this module's S3 paths, each on an empty
+    # bucket without a server; the same code runs against SeaweedFS in tests/dag and tests/deployment.
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)  # the mock only answers AWS's own endpoints
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="labels")

@@ -103,8 +103,13 @@ class EmbeddedAirflow:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 # LocalExecutor runs tasks under the scheduler: after a crash of it, their task
-                # instances are retried once this long without a heartbeat (Airflow's default: 5 min).
+                # instances are retried once this long without a heartbeat (Airflow's default: 5 min),
+                # and a restarted scheduler looks for the dead one's tasks this often (default 5 min).
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+                "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
+                # The log servers' default ports (8793/8794) are shared by every Airflow on the machine.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "SMGT_POKE_INTERVAL": env.get("SMGT_POKE_INTERVAL", "2"),
                 "PYTHONPATH": os.pathsep.join(

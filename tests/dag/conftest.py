@@ -19,7 +19,9 @@ def airflow_db() -> None:
     db.initdb()
 
 
-@pytest.fixture(scope="session")
+# Module scope: the environment it sets (the emulator's AWS endpoints) is restored after each
+# module instead of leaking into every test that runs later in the session.
+@pytest.fixture(scope="module")
 def emulator(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from s3_store import seaweedfs_store
 
