@@ -11,11 +11,14 @@ import pytest
 from moto import mock_aws
 
 from smgt.manifests import (
+    SEQ_LABEL_LISTS,
     ManifestError,
     Storage,
     build_chained_manifest,
     kept_count,
     record_uri_for,
+    seq_label_frames,
+    shape_vertices,
 )
 from smgt.registry import MediaKind
 
@@ -250,6 +253,93 @@ def test_point_cloud_sequences_sample_frames_single_frames_sample_lines(tmp_path
     clouds.write_text("".join(json.dumps({"source-ref": f"s3://b/c/{i}.pcd"}) + "\n" for i in range(10)))
     summary = chain(str(clouds), str(tmp_path / "pc1" / "input.manifest"), media=MediaKind.POINT_CLOUD)
     assert summary.level == "lines" and summary.lines_out == 5
+
+
+# ------------------------------------------------------------ a parent's SeqLabel.json in GT's layout
+# https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html (video and 3D object tracking output)
+
+
+def video_seq_label(names: list[str], kind: str = "Polyline") -> dict:
+    """A video tracking SeqLabel.json as GT writes it: frame-no from 0, the tool's list, vertices."""
+    item = {"Polyline": {"vertices": [{"x": 1, "y": 170}, {"x": 150, "y": 70}]},
+            "Polygon": {"vertices": [{"x": 1, "y": 1}, {"x": 9, "y": 1}, {"x": 9, "y": 9}]},
+            "Keypoint": {"x": 5, "y": 6},
+            "BoundingBox": {"height": 4, "width": 5, "top": 6, "left": 7}}[kind]
+    return {"tracking-annotations": [
+        {"frame-no": i, "frame": name, SEQ_LABEL_LISTS[kind]: [
+            {**item, "class-id": "0", "label-category-attributes": {}, "object-id": "a1", "object-name": "Lane:1"}],
+         "frame-attributes": {}} for i, name in enumerate(names)]}
+
+
+def cloud_sequence(n: int) -> dict:
+    """A 3D point-cloud sequence file with GT's per-frame fields (poses, camera images)."""
+    return {"seq-no": 1, "prefix": "s3://in/lidar/", "number-of-frames": n, "frames": [
+        {"frame-no": i, "unix-timestamp": 1566861644.0 + i, "frame": f"frames/{i}.txt.pcd", "format": "text/xyzi",
+         "ego-vehicle-pose": {"heading": {"qx": 0, "qy": 0, "qz": 0, "qw": 1}, "position": {"x": i, "y": 0, "z": 0}},
+         "images": [{"image-path": f"images/{i}.jpg", "unix-timestamp": 1566861644.0 + i, "fx": 1, "fy": 1,
+                     "cx": 0, "cy": 0, "position": {"x": 0, "y": 0, "z": 0},
+                     "heading": {"qx": 0, "qy": 0, "qz": 0, "qw": 1}, "camera_model": "pinhole"}]}
+        for i in range(n)]}
+
+
+def cloud_seq_label(names: list[str]) -> dict:
+    return {"tracking-annotations": [
+        {"frame-number": i, "frame-name": name, "frame-attributes": {}, "annotations": [
+            {"object-id": "c1", "object-name": "Car:1", "class-id": 0, "label-category-attributes": {},
+             "center-x": i, "center-y": 0, "center-z": 0, "length": 4, "width": 2, "height": 1.5,
+             "roll": 0, "pitch": 0, "yaw": 0.1}]} for i, name in enumerate(names)]}
+
+
+def test_seq_label_frames_by_name_for_video_and_point_clouds():
+    video = seq_label_frames(video_seq_label(["000001.jpg", "000003.jpg"]), "tracking-annotations")
+    assert list(video) == ["000001.jpg", "000003.jpg"] and video["000003.jpg"]["frame-no"] == 1
+    cloud = seq_label_frames(cloud_seq_label(["frames/0.txt.pcd", "frames/1.txt.pcd"]), "tracking-annotations")
+    assert list(cloud) == ["frames/0.txt.pcd", "frames/1.txt.pcd"] and cloud["frames/1.txt.pcd"]["frame-number"] == 1
+    with pytest.raises(ManifestError, match="no 'detection-annotations' list"):
+        seq_label_frames(video_seq_label(["a.jpg"]), "detection-annotations")
+    with pytest.raises(ManifestError, match=r"tracking-annotations\[0\] names no frame file"):
+        seq_label_frames({"tracking-annotations": [{"frame-no": 0, "annotations": []}]}, "tracking-annotations")
+
+
+def test_shape_vertices_reads_gt_vertices_and_older_points():
+    (line,) = video_seq_label(["a.jpg"])["tracking-annotations"][0]["polylines"]
+    assert shape_vertices(line) == [{"x": 1, "y": 170}, {"x": 150, "y": 70}]
+    # the local emulator's layout before it followed GT's: read, never written
+    assert shape_vertices({"points": [{"x": 1.5, "y": 2}]}) == [{"x": 1.5, "y": 2}]
+    for bad in ({}, {"vertices": [{"x": 1}]}, {"vertices": [[1, 2]]}, {"vertices": [{"x": True, "y": 1}]}):
+        with pytest.raises(ManifestError, match="needs 'vertices'"):
+            shape_vertices(bad)
+
+
+@pytest.mark.parametrize("media", [MediaKind.VIDEO, MediaKind.POINT_CLOUD])
+def test_down_sampled_frames_are_found_in_the_parents_seq_label(tmp_path, media):
+    """A chained adjustment job's frames keep their names, which GT's SeqLabel.json repeats (video `frame`,
+    3D `frame-name`), and every field of the sequence file's frames (3D poses and camera images too)."""
+    n = 9
+    seq = sequence(n) if media is MediaKind.VIDEO else cloud_sequence(n)
+    names = [f["frame"] for f in seq["frames"]]
+    (tmp_path / "in").mkdir()
+    seq_path = tmp_path / "in" / "seq.json"
+    seq_path.write_text(json.dumps(seq))
+    label_path = tmp_path / "out" / "0" / "SeqLabel.json"
+    label_path.parent.mkdir(parents=True)
+    label_path.write_text(json.dumps(video_seq_label(names) if media is MediaKind.VIDEO else cloud_seq_label(names)))
+    meta = {**META} if media is MediaKind.VIDEO else {
+        "objects": [{"frame-no": i, "confidence": []} for i in range(n)], "class-map": {"0": "Car"},
+        "type": "groundtruth/point_cloud_object_tracking", "human-annotated": "yes",
+        "creation-date": "2026-11-24T00:00:00.000000", "job-name": "labeling-job/cars"}
+    src = tmp_path / "parent.manifest"
+    src.write_text(json.dumps({"source-ref": str(seq_path), ATTR: str(label_path), f"{ATTR}-metadata": meta}) + "\n")
+    dest = tmp_path / "chained" / "input.manifest"
+    summary = chain(str(src), str(dest), media=media, rate=34, parent_label_attribute=ATTR)
+    assert (summary.level, summary.frames_in, summary.frames_out) == ("frames", 9, 4)
+    (line,) = read_jsonl(dest)
+    assert line[ATTR] == str(label_path) and line[f"{ATTR}-metadata"] == meta
+    sampled = json.loads(Path(line["source-ref"]).read_text())
+    parent = seq_label_frames(json.loads(label_path.read_text()), "tracking-annotations")
+    kept = [f["frame"] for f in sampled["frames"]]
+    assert len(kept) == 4 and set(kept) <= set(parent)
+    assert sampled["frames"] == [f for f in seq["frames"] if f["frame"] in kept]  # verbatim, in order
 
 
 # ------------------------------------------------------------------------------------------ images

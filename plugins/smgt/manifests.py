@@ -225,8 +225,9 @@ def kept_count(n: int, rate: float | None) -> int:
 def sample_sequence(sequence: dict[str, Any], rate: float | None, rng: random.Random) -> dict[str, Any]:
     """A copy of a sequence file with only the sampled frames, in their original order.
 
-    Frame objects are kept as they are (frame-no, frame, unix-timestamp, point-cloud poses...):
-    renumbering would break the link to the parent's SeqLabel.json, which is keyed by frame-no.
+    Frame objects are kept as they are (frame-no, frame, unix-timestamp, point-cloud poses...). The
+    chained job finds its frames in the parent's SeqLabel.json by frame file name (`frame`), which
+    GT's label file repeats as `frame` (video) or `frame-name` (3D); see seq_label_frames.
     """
     frames = sequence.get("frames")
     if not isinstance(frames, list):
@@ -240,6 +241,67 @@ def sample_sequence(sequence: dict[str, Any], rate: float | None, rng: random.Ra
 
 def _frame_label(frame: Any) -> Any:
     return frame.get("frame", frame.get("frame-no")) if isinstance(frame, dict) else frame
+
+
+# --------------------------------------------------------------------------------------------------
+# A parent's labels: Ground Truth's SeqLabel.json
+# --------------------------------------------------------------------------------------------------
+#
+# GT writes one SeqLabel.json per labeled video or point-cloud sequence
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html, "Video frame object
+# detection/tracking output" and "3D point cloud object tracking output"):
+#
+#   video  {"tracking-annotations" | "detection-annotations": [{"frame-no": 0, "frame": "000001.jpg",
+#           <list>: [...], "frame-attributes": {...}}, ...]}, <list> named after the tool: "annotations"
+#           (boxes: height, width, top, left), "polylines" and "polygons" ({"vertices": [{"x", "y"}, ...]}),
+#           "keypoints" ({"x", "y"}); every item also has "class-id" (a string), "label-category-attributes"
+#           and, for tracking, "object-id" (same on every frame) and "object-name" ("<label>:<n>")
+#   3D     {"tracking-annotations": [{"frame-number": 0, "frame-name": "0.txt.pcd", "frame-attributes": {...},
+#           "annotations": [cuboids: "object-id", "object-name", "class-id" (a number), "center-x/y/z",
+#           "length", "width", "height", "roll", "pitch", "yaw", "label-category-attributes"]}, ...]}
+#
+# `vertices` as the list of a polyline's points is also what public code reading GT's video output
+# uses, e.g. `polyline["vertices"][0]["x"]` over `frame["polylines"]`; keypoints are read as
+# `annotation["x"]` over `frame["keypoints"]` (cunningham-lab/neurocaas,
+# ncap_iac/protocols/data_format_lambda.py). frame-no / frame-number count the frames of the labeled
+# sequence from 0, so a job whose sequence was down-sampled finds its frames by name, not by number.
+
+# Per-frame list of a video SeqLabel.json for each annotationType of the label category config.
+SEQ_LABEL_LISTS = {"BoundingBox": "annotations", "Polyline": "polylines", "Polygon": "polygons",
+                   "Keypoint": "keypoints"}
+
+
+def seq_label_frames(seq_label: Any, key: str) -> dict[str, dict[str, Any]]:
+    """The frames of a SeqLabel.json body, by frame file name (video: `frame`, 3D: `frame-name`).
+
+    key: "tracking-annotations" or "detection-annotations". Raises ManifestError naming the problem
+    when the body has no such list or a frame names no file.
+    """
+    frames = seq_label.get(key) if isinstance(seq_label, dict) else None
+    if not isinstance(frames, list):
+        raise ManifestError(f"SeqLabel has no {key!r} list")
+    out: dict[str, dict[str, Any]] = {}
+    for i, frame in enumerate(frames):
+        name = frame.get("frame", frame.get("frame-name")) if isinstance(frame, dict) else None
+        if not isinstance(name, str):
+            raise ManifestError(f"SeqLabel {key}[{i}] names no frame file ('frame' or 'frame-name')")
+        out[name] = frame
+    return out
+
+
+def shape_vertices(item: Any) -> list[dict[str, Any]]:
+    """The vertices [{"x", "y"}, ...] (pixels) of a video polyline or polygon item of a SeqLabel.json.
+
+    GT names the list `vertices`. Files the local emulator wrote before it followed that layout name
+    it `points`; they are read too (readers accept both, the emulator writes only `vertices`).
+    Raises ManifestError when neither is a list of points with numeric x and y.
+    """
+    raw = item.get("vertices", item.get("points")) if isinstance(item, dict) else None
+    if not isinstance(raw, list) or not all(
+        isinstance(v, dict) and all(isinstance(v.get(c), int | float) and not isinstance(v.get(c), bool)
+                                    for c in ("x", "y")) for v in raw):
+        raise ManifestError("not a polyline/polygon item: needs 'vertices', a list of {\"x\", \"y\"}")
+    return [{"x": v["x"], "y": v["y"]} for v in raw]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -267,7 +267,8 @@ def test_browser_video_boxes_become_a_tracking_seq_label(s3: S3, demo_video) -> 
     assert labeled.metadata == {"class-map": {"0": "Vehicle", "1": "Truck"}}
     frames = seq_label(labeled)["tracking-annotations"]
     assert labeled.answer == {"tracking-annotations": frames}
-    assert [(f["frame-no"], f["frame"]) for f in frames] == [("0", "000001.jpg"), ("1", "000002.jpg"), ("2", "000003.jpg")]
+    # GT numbers a sequence's frames from 0 (sms-data-output.html, video frame object tracking output)
+    assert [(f["frame-no"], f["frame"]) for f in frames] == [(0, "000001.jpg"), (1, "000002.jpg"), (2, "000003.jpg")]
     (vehicle,), (truck,), () = (f["annotations"] for f in frames)
     # percent of a 320x180 frame -> whole pixels (edges rounded): 21.578% -> 69.05 px, ...
     assert {k: vehicle[k] for k in ("left", "top", "width", "height")} == {"left": 69, "top": 39, "width": 61, "height": 51}
@@ -284,11 +285,11 @@ def test_browser_video_boxes_become_a_tracking_seq_label(s3: S3, demo_video) -> 
 
 @pytest.mark.parametrize(("name", "modality", "kind", "list_key", "expected"), [
     ("browser_video_polygon.json", "VideoObjectTracking", "Polygon", "polygons",
-     {"points": [{"x": 99.43, "y": 55.87}, {"x": 160.2, "y": 55.87}, {"x": 160.2, "y": 107.16},
-                 {"x": 99.43, "y": 107.16}], "object-name": "Car:7"}),
+     {"vertices": [{"x": 99.43, "y": 55.87}, {"x": 160.2, "y": 55.87}, {"x": 160.2, "y": 107.16},
+                   {"x": 99.43, "y": 107.16}], "object-name": "Car:7"}),
     # the browser saved the first vertex twice: duplicates are dropped
     ("browser_video_polyline.json", "VideoObjectTracking", "Polyline", "polylines",
-     {"points": [{"x": 38.67, "y": 158.46}, {"x": 99.43, "y": 107.16}, {"x": 144.81, "y": 64.55}],
+     {"vertices": [{"x": 38.67, "y": 158.46}, {"x": 99.43, "y": 107.16}, {"x": 144.81, "y": 64.55}],
       "object-name": "Lane:1"}),
     ("browser_video_keypoint.json", "VideoObjectDetection", "Keypoint", "keypoints", {"x": 190.18, "y": 98.48}),
 ])
@@ -305,7 +306,9 @@ def test_browser_video_shapes_in_pixels(s3: S3, demo_video, name: str, modality:
     first = frames[0][list_key][0]
     assert {k: first[k] for k in expected} == expected
     assert "object-id" in first if "Tracking" in modality else "object-id" not in first
-    assert all(list_key in f and f["annotations"] == [] for f in frames)
+    # GT's layout: one list per frame, named after the tool; shapes have no "points" (that was ours)
+    assert all(set(f) == {"frame-no", "frame", list_key, "frame-attributes"} for f in frames)
+    assert all("points" not in item for f in frames for item in f[list_key])
     if kind == "Keypoint":
         assert {k: frames[1]["keypoints"][0][k] for k in ("x", "y")} == {"x": 188.21, "y": 99.04}
 
@@ -317,7 +320,7 @@ def test_browser_frame_text_attributes(s3: S3, demo_video) -> None:
     task = make_task("VideoObjectDetection", config, {"source-ref": sequence(s3, "two", ["000001.jpg", "000002.jpg"])})
     frames = seq_label(labeled_from_annotations(task, [annotation(captured["result"])], s3))["detection-annotations"]
     assert [f["frame-attributes"] for f in frames] == [{"Weather": "foggy"}, {"Weather": "sunny"}]
-    assert len(frames[0]["polygons"][0]["points"]) == 3
+    assert len(frames[0]["polygons"][0]["vertices"]) == 3
 
 
 def png_classes(png: bytes, config: dict[str, Any]) -> list[int]:
@@ -650,6 +653,95 @@ def test_parent_with_a_label_the_audit_config_lacks_fails_clearly(s3: S3, demo_v
         labeled_from_annotations(task, [annotation([])], s3)
 
 
+SHAPES = {  # pixel geometry of one object on a 320x180 frame, per annotationType
+    "Polyline": [{"x": 32, "y": 160}, {"x": 96, "y": 108}, {"x": 144, "y": 72}],
+    "Polygon": [{"x": 96, "y": 54}, {"x": 160, "y": 54}, {"x": 160, "y": 108}, {"x": 96, "y": 108}],
+    "Keypoint": {"x": 192, "y": 99},
+}
+
+
+def shape_parent(s3: S3, kind: str, layout: str) -> Task:
+    """An adjustment task on a two-frame tracking parent with one object per frame, written in GT's layout
+    (layout "vertices") or in the emulator's layout before it followed GT (layout "points")."""
+    list_key = {"Polyline": "polylines", "Polygon": "polygons", "Keypoint": "keypoints"}[kind]
+    frames = []
+    for i, name in enumerate(["000001.jpg", "000003.jpg"]):
+        shape = SHAPES[kind]
+        geometry = dict(shape) if kind == "Keypoint" else {layout: [{"x": p["x"] + 4 * i, "y": p["y"]} for p in shape]}
+        frames.append({"frame-no": i, "frame": name, list_key: [
+            {**geometry, "class-id": "1", "label-category-attributes": {}, "object-id": "oid-car-1",
+             "object-name": "Car:1"}], "frame-attributes": {}})
+    uri = f"s3://{BUCKET}/parents/{kind}-{layout}/SeqLabel.json"
+    s3.put_json(uri, {"tracking-annotations": frames})
+    line = {"source-ref": sequence(s3, f"shapes-{kind}", ["000001.jpg", "000003.jpg"]), "shapes-ref": uri,
+            "shapes-ref-metadata": {"class-map": {"1": "Car"}, "type": "groundtruth/video-object-tracking"}}
+    config = {"labels": [{"label": "Lane"}, {"label": "Car"}], "annotationType": kind,
+              "auditLabelAttributeName": "shapes-ref"}
+    return make_task("VideoObjectTrackingAudit", config, line, job=f"shapes-{kind.lower()}-{layout}")
+
+
+@pytest.mark.parametrize(("kind", "layout"), [("Polyline", "vertices"), ("Polygon", "vertices"), ("Keypoint", "x/y"),
+                                              ("Polyline", "points"), ("Polygon", "points")])
+def test_audit_of_polylines_polygons_and_keypoints_reads_gt_layout(s3: S3, demo_video, kind: str, layout: str) -> None:
+    """The parent's shapes in GT's layout (and in the emulator's older "points") are drawn as the prediction,
+    and come back in GT's layout: unchanged exactly when the reviewer left them, with the parent's identity."""
+    task = shape_parent(s3, kind, layout)
+    list_key = {"Polyline": "polylines", "Polygon": "polygons", "Keypoint": "keypoints"}[kind]
+    prediction = task_for_object(task, s3)["predictions"][0]["result"]
+    drawn = [r for r in prediction if r["from_name"] == "label"]
+    assert [r["item_index"] for r in drawn] == [0, 1]
+    if kind == "Polyline":
+        assert [c for v in drawn[1]["value"]["vertices"] for c in (v["x"], v["y"])] == pytest.approx(
+            [c for p in SHAPES[kind] for c in ((p["x"] + 4) * 100 / 320, p["y"] * 100 / 180)])
+    elif kind == "Polygon":
+        assert [c for v in drawn[1]["value"]["points"] for c in v] == pytest.approx(
+            [c for p in SHAPES[kind] for c in ((p["x"] + 4) * 100 / 320, p["y"] * 100 / 180)])
+    else:
+        assert (drawn[0]["value"]["x"], drawn[0]["value"]["y"]) == pytest.approx((192 * 100 / 320, 99 * 100 / 180))
+
+    kept = labeled_from_annotations(task, [annotation(prediction)], s3)
+    assert kept.adjusted is False
+    frames = seq_label(kept)["tracking-annotations"]
+    assert [set(f) for f in frames] == [{"frame-no", "frame", list_key, "frame-attributes"}] * 2
+    for i, frame in enumerate(frames):
+        (item,) = frame[list_key]
+        assert "points" not in item
+        assert (item["object-id"], item["object-name"], item["class-id"]) == ("oid-car-1", "Car:1", "1")
+        if kind == "Keypoint":
+            assert {k: item[k] for k in ("x", "y")} == SHAPES[kind]
+        else:
+            assert item["vertices"] == [{"x": p["x"] + 4 * i, "y": p["y"]} for p in SHAPES[kind]]
+
+    moved = copy.deepcopy(prediction)
+    region = next(r for r in moved if r["from_name"] == "label" and r["item_index"] == 1)
+    if kind == "Polyline":
+        region["value"]["vertices"][0]["x"] += 5.0
+    elif kind == "Polygon":
+        region["value"]["points"][0][0] += 5.0
+    else:
+        region["value"]["x"] += 5.0
+    adjusted = labeled_from_annotations(task, [annotation(moved)], s3)
+    assert adjusted.adjusted is True
+    (item,) = seq_label(adjusted)["tracking-annotations"][1][list_key]
+    first = item if kind == "Keypoint" else item["vertices"][0]
+    assert first["x"] == pytest.approx((SHAPES[kind]["x"] if kind == "Keypoint" else SHAPES[kind][0]["x"] + 4) + 16)
+
+
+def test_parent_shape_without_vertices_fails_clearly(s3: S3, demo_video) -> None:
+    task = shape_parent(s3, "Polyline", "vertices")
+    body = s3.get_json(task.line["shapes-ref"])
+    body["tracking-annotations"][0]["polylines"][0].pop("vertices")
+    broken = f"s3://{BUCKET}/parents/broken/SeqLabel.json"
+    s3.put_json(broken, body)
+    task.line["shapes-ref"] = broken
+    with pytest.raises(ValueError, match="frame 000001.jpg object 0: not a Polyline annotation"):
+        parent_labels(task, s3)
+    body["tracking-annotations"][0].pop("frame")
+    s3.put_json(broken, body)
+    with pytest.raises(ValueError, match="names no frame file"):
+        parent_labels(task, s3)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # A real Label Studio: configs accepted, results stored and read back, predictions shown
 
@@ -784,9 +876,9 @@ def test_live_video_boxes_and_polylines_with_tracking_ids(label_studio: LabelStu
                       {**common, "from_name": "object", "type": "number", "value": {**geo, "number": n}}]
     stored = stored_annotations(label_studio, lane_spec, task_for_object(lanes, s3), [lines])
     frames = seq_label(labeled_from_annotations(lanes, stored, s3))["tracking-annotations"]
-    assert all(f["annotations"] == [] and len(f["polylines"]) == 2 for f in frames)
+    assert all("annotations" not in f and len(f["polylines"]) == 2 for f in frames)
     by_name = {p["object-name"]: p for p in frames[2]["polylines"]}
-    assert by_name["Lane:1"]["points"] == [{"x": 38.4, "y": 171.0}, {"x": 160.0, "y": 72.0}]
+    assert by_name["Lane:1"]["vertices"] == [{"x": 38.4, "y": 171.0}, {"x": 160.0, "y": 72.0}]
     assert len({p["object-id"] for f in frames for p in f["polylines"]}) == 2
 
 

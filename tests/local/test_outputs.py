@@ -57,7 +57,8 @@ def test_video_tracking_boxes_follow_reference_with_stable_ids(emu, demo, vehicl
     assert [f["frame"] for f in labels] == [f["frame"] for f in seq["frames"]]
     reference = parse_mot(emu.s3.get_text(demo["gt_uri"]))
     ids: dict[str, str] = {}
-    for frame in labels:
+    for i, frame in enumerate(labels):
+        assert set(frame) == frame_keys("BoundingBox") and frame["frame-no"] == i
         number = int(frame["frame"].split(".")[0])
         expected = sorted((b.left, b.top, b.width, b.height) for b in reference[number])
         got = sorted((a["left"], a["top"], a["width"], a["height"]) for a in frame["annotations"])
@@ -93,19 +94,76 @@ def test_worker_response_files(emu, vehicle_job):
     assert "tracking-annotations" in answer["answerContent"]
 
 
+# GT's SeqLabel.json frame keys (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html): the
+# object list is named after the tool, the frame numbered from 0 in the labeled sequence.
+LIST_FOR = {"BoundingBox": "annotations", "Polyline": "polylines", "Polygon": "polygons", "Keypoint": "keypoints"}
+
+
+def frame_keys(kind: str) -> set[str]:
+    return {"frame-no", "frame", LIST_FOR[kind], "frame-attributes"}
+
+
 def test_video_polylines_follow_lane_reference(sm, emu, demo):
     name, lines = run(sm, emu, "VideoObjectTracking", demo["manifest_uri"], demo["label_configs"]["lane_label_category"],
                       label_attribute="lane-ref")
     frames = emu.s3.get_json(lines[0]["lane-ref"])["tracking-annotations"]
+    seq = emu.s3.get_json(demo["sequence_uri"])
+    assert [(f["frame-no"], f["frame"]) for f in frames] == [(i, f["frame"]) for i, f in enumerate(seq["frames"])]
     lanes = emu.s3.get_json(demo["frames_prefix"].replace("img1/", "gt/lanes.json"))["lanes"]
     for frame in frames:
-        assert frame["annotations"] == []
+        assert set(frame) == frame_keys("Polyline")
         assert len(frame["polylines"]) == len(lanes)
         for poly, lane in zip(frame["polylines"], lanes, strict=True):
-            assert re.fullmatch(r"Lane:\d+", poly["object-name"]) and poly["object-id"]
-            assert len(poly["points"]) == len(lane)
-            for point, (x, y) in zip(poly["points"], lane, strict=True):
-                assert abs(point["x"] - x) <= 1.5 and point["y"] == y
+            assert set(poly) == {"vertices", "class-id", "label-category-attributes", "object-id", "object-name"}
+            assert re.fullmatch(r"Lane:\d+", poly["object-name"]) and poly["object-id"] and poly["class-id"] == "0"
+            assert len(poly["vertices"]) == len(lane)
+            for point, (x, y) in zip(poly["vertices"], lane, strict=True):
+                assert set(point) == {"x", "y"} and abs(point["x"] - x) <= 1.5 and point["y"] == y
+
+
+@pytest.fixture(scope="module")
+def shape_configs(emu, demo) -> dict[str, str]:
+    """The vehicle category config with annotationType Polygon / Keypoint (boxes come from the MOT reference)."""
+    source = demo["label_configs"]["vehicle_label_category"]
+    out = {}
+    for kind in ("Polygon", "Keypoint"):
+        out[kind] = source.replace(".json", f"-{kind.lower()}.json")
+        emu.s3.put_json(out[kind], {**emu.s3.get_json(source), "annotationType": kind})
+    return out
+
+
+@pytest.mark.parametrize("modality", ["VideoObjectTracking", "VideoObjectDetection"])
+@pytest.mark.parametrize("kind", ["Polygon", "Keypoint"])
+def test_video_polygons_and_keypoints_in_gt_layout(sm, emu, demo, shape_configs, modality, kind):
+    name, lines = run(sm, emu, modality, demo["manifest_uri"], shape_configs[kind])
+    attr = f"{name}-ref"
+    meta = lines[0][f"{attr}-metadata"]
+    check_metadata(meta, name, get_modality(modality).output_type)
+    assert meta["class-map"] == {"0": "Vehicle"}
+    frames = emu.s3.get_json(lines[0][attr])[get_modality(modality).annotations_key]
+    reference = parse_mot(emu.s3.get_text(demo["gt_uri"]))
+    tracking = modality == "VideoObjectTracking"
+    identity = {"object-id", "object-name"} if tracking else set()
+    ids: dict[str, str] = {}
+    for i, frame in enumerate(frames):
+        assert set(frame) == frame_keys(kind) and frame["frame-no"] == i
+        boxes = reference[int(frame["frame"].split(".")[0])]
+        items = frame[LIST_FOR[kind]]
+        assert len(items) == len(boxes) > 0
+        for item in items:
+            assert item["class-id"] == "0" and set(item["label-category-attributes"]) == {"Moving", "Vehicle_Type"}
+            if tracking:
+                assert ids.setdefault(item["object-name"], item["object-id"]) == item["object-id"]
+        if kind == "Polygon":
+            assert all(set(item) == {"vertices", "class-id", "label-category-attributes"} | identity for item in items)
+            got = sorted(tuple((v["x"], v["y"]) for v in item["vertices"]) for item in items)
+            assert got == sorted(((b.left, b.top), (b.left + b.width, b.top), (b.left + b.width, b.top + b.height),
+                                  (b.left, b.top + b.height)) for b in boxes)
+        else:
+            assert all(set(item) == {"x", "y", "class-id", "label-category-attributes"} | identity for item in items)
+            assert sorted((item["x"], item["y"]) for item in items) == sorted(
+                (b.left + b.width / 2, b.top + b.height / 2) for b in boxes)
+    assert len(ids) == (4 if tracking else 0)  # tracking: the four cars keep one id each across frames
 
 
 def test_video_detection_has_no_identities(sm, emu, demo):
@@ -167,8 +225,42 @@ def test_lane_adjustment_keeps_polylines(sm, emu, demo):
     emu.s3.put_lines(out_path, parent)
     config = audit_config(emu, demo["label_configs"]["lane_label_category_audit"], "lane-ref")
     _, lines = run(sm, emu, "VideoObjectTrackingAudit", out_path, config, label_attribute="lane-audit-ref")
+    before = emu.s3.get_json(parent[0]["lane-ref"])["tracking-annotations"]
     frames = emu.s3.get_json(lines[0]["lane-audit-ref"])["tracking-annotations"]
+    assert all(set(f) == frame_keys("Polyline") for f in frames)
     assert all(p["label-category-attributes"]["audit"] in {"Pass", "Fail"} for f in frames for p in f["polylines"])
+    for old, new in zip(before, frames, strict=True):
+        for a, b in zip(old["polylines"], new["polylines"], strict=True):
+            assert b["object-id"] == a["object-id"] and len(b["vertices"]) == len(a["vertices"])
+            moved = b["vertices"] != a["vertices"]
+            assert moved == (b["label-category-attributes"]["audit"] == "Fail")
+
+
+def test_adjustment_reads_a_parent_written_before_gt_layout(sm, emu, demo):
+    """SeqLabel.json files the emulator wrote with "points" instead of GT's "vertices" (and "frame-no" as a string)
+    are still read; the adjustment writes GT's layout."""
+    _, parent = run(sm, emu, "VideoObjectTracking", demo["manifest_uri"], demo["label_configs"]["lane_label_category"],
+                    label_attribute="lane-ref")
+    body = emu.s3.get_json(parent[0]["lane-ref"])
+    for frame in body["tracking-annotations"]:
+        frame["frame-no"] = str(frame["frame-no"])
+        frame["annotations"] = []
+        for poly in frame["polylines"]:
+            poly["points"] = poly.pop("vertices")
+    legacy = f"s3://{SETTINGS.processing_bucket}/tests/legacy-lanes/SeqLabel.json"
+    emu.s3.put_json(legacy, body)
+    out_path = f"s3://{SETTINGS.processing_bucket}/tests/legacy-lane-parent.manifest"
+    emu.s3.put_lines(out_path, [{**parent[0], "lane-ref": legacy}])
+    config = audit_config(emu, demo["label_configs"]["lane_label_category_audit"], "lane-ref")
+    _, lines = run(sm, emu, "VideoObjectTrackingAudit", out_path, config, label_attribute="lane-audit-ref")
+    frames = emu.s3.get_json(lines[0]["lane-audit-ref"])["tracking-annotations"]
+    assert all(set(f) == frame_keys("Polyline") and isinstance(f["frame-no"], int) for f in frames)
+    polylines = [p for f in frames for p in f["polylines"]]
+    assert polylines and all("points" not in p and len(p["vertices"]) == 2 for p in polylines)
+    unmoved = [p for p in polylines if p["label-category-attributes"]["audit"] == "Pass"]
+    legacy_by_id = {(f["frame"], p["object-id"]): p["points"] for f in body["tracking-annotations"] for p in f["polylines"]}
+    assert unmoved and all(p["vertices"] == legacy_by_id[(f["frame"], p["object-id"])]
+                           for f in frames for p in f["polylines"] if p in unmoved)
 
 
 def test_image_bounding_boxes(sm, emu, demo, inputs):
@@ -225,16 +317,62 @@ def test_point_cloud_object_detection(sm, emu, inputs):
             assert str(cuboid["class-id"]) in meta["class_map"]
 
 
+CUBOID_KEYS = {"label-category-attributes", "object-name", "class-id", "center-x", "center-y", "center-z",
+               "length", "width", "height", "roll", "pitch", "yaw"}
+
+
 def test_point_cloud_object_tracking(sm, emu, inputs):
     name, lines = run(sm, emu, "PointCloudObjectTracking", inputs["cloud_seq"], inputs["cuboids"])
     attr = f"{name}-ref"
     meta = lines[0][f"{attr}-metadata"]
     check_metadata(meta, name, "groundtruth/point_cloud_object_tracking")
     frames = emu.s3.get_json(lines[0][attr])["tracking-annotations"]
-    assert [f["frame-name"] for f in frames] == ["frame0.txt", "frame1.txt", "frame2.txt"]
-    assert [o["frame-no"] for o in meta["objects"]] == [0, 1, 2]
+    # GT keys 3D frames by frame-number (position from 0) and frame-name (the sequence frame's file)
+    assert [(f["frame-number"], f["frame-name"]) for f in frames] == [(0, "frame0.txt"), (1, "frame1.txt"),
+                                                                       (2, "frame2.txt")]
+    assert all(set(f) == {"frame-number", "frame-name", "frame-attributes", "annotations"} for f in frames)
+    assert all(f["frame-attributes"]["Weather"] in {"Sun", "Rain"} for f in frames)
+    assert meta["objects"] == [{"frame-no": i, "confidence": []} for i in range(3)]
+    for cuboid in (a for f in frames for a in f["annotations"]):
+        assert set(cuboid) == CUBOID_KEYS | {"object-id"}
+        assert isinstance(cuboid["class-id"], int) and str(cuboid["class-id"]) in meta["class-map"]
+        assert re.fullmatch(r"(Car|Pedestrian):\d+", cuboid["object-name"])
     ids = [{a["object-name"]: a["object-id"] for a in f["annotations"]} for f in frames]
     assert ids[0] and ids[0] == ids[1] == ids[2]
+
+
+def test_point_cloud_tracking_adjustment_on_down_sampled_frames(sm, emu, inputs):
+    parent, parent_lines = run(sm, emu, "PointCloudObjectTracking", inputs["cloud_seq"], inputs["cuboids"])
+    parent_attr = f"{parent}-ref"
+    before = {f["frame-name"]: f for f in emu.s3.get_json(parent_lines[0][parent_attr])["tracking-annotations"]}
+    seq = emu.s3.get_json(parent_lines[0]["source-ref"])
+    kept = [seq["frames"][0], seq["frames"][2]]
+    base = f"s3://{SETTINGS.processing_bucket}/tests/pc-downsampled"
+    emu.s3.put_json(f"{base}/seq.json", {**seq, "number-of-frames": 2, "frames": kept})
+    emu.s3.put_lines(f"{base}/input.manifest", [{**parent_lines[0], "source-ref": f"{base}/seq.json"}])
+    audit = f"{base}/cuboids-audit.json"
+    emu.s3.put_json(audit, {**emu.s3.get_json(inputs["cuboids"]), "auditLabelAttributeName": parent_attr, "labels": [
+        {"label": "Car", "attributes": [{"name": "audit", "type": "string", "enum": ["Pass", "Fail"]}]},
+        {"label": "Pedestrian", "attributes": [{"name": "audit", "type": "string", "enum": ["Pass", "Fail"]}]}]})
+    name, lines = run(sm, emu, "PointCloudObjectTrackingAudit", f"{base}/input.manifest", audit)
+    attr = f"{name}-ref"
+    meta = lines[0][f"{attr}-metadata"]
+    assert meta["adjustment-status"] in {"adjusted", "unadjusted"}
+    frames = emu.s3.get_json(lines[0][attr])["tracking-annotations"]
+    # exactly the frames of this job's sequence, numbered from 0, found in the parent by name
+    assert [(f["frame-number"], f["frame-name"]) for f in frames] == [(0, "frame0.txt"), (1, "frame2.txt")]
+    assert meta["objects"] == [{"frame-no": 0, "confidence": []}, {"frame-no": 1, "confidence": []}]
+    moved = 0
+    for frame in frames:
+        old = before[frame["frame-name"]]
+        assert [a["object-id"] for a in frame["annotations"]] == [a["object-id"] for a in old["annotations"]]
+        assert frame["frame-attributes"]["Weather"] in {"Sun", "Rain"}
+        for a, b in zip(old["annotations"], frame["annotations"], strict=True):
+            assert set(b) == CUBOID_KEYS | {"object-id"}
+            changed = (a["center-x"], a["yaw"]) != (b["center-x"], b["yaw"])
+            assert (b["label-category-attributes"]["audit"] == "Fail") == changed
+            moved += changed
+    assert (meta["adjustment-status"] == "adjusted") == (moved > 0)
 
 
 def test_point_cloud_semantic_segmentation(sm, emu, inputs):

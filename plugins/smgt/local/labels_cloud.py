@@ -1,5 +1,15 @@
 """3D point clouds: cuboids (inline for detection, SeqLabel.json for tracking) and per-point class
-arrays (.zlib) for semantic segmentation."""
+arrays (.zlib) for semantic segmentation.
+
+Layout as GT documents it (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html,
+"3D point cloud object detection output" and "... object tracking output"): a cuboid is
+{"label-category-attributes", "object-name": "<label>:<n>", "class-id" (a number), "center-x/y/z",
+"length", "width", "height", "roll", "pitch", "yaw"} (+ "object-id", the same on every frame, when
+tracking); detection puts {"annotations": [cuboids]} on the manifest line with metadata "objects": []
+and "class_map"; tracking writes SeqLabel.json {"tracking-annotations": [{"frame-number": position in
+the sequence from 0, "frame-name": the sequence frame's file, "frame-attributes", "annotations"}]}
+with metadata "objects": [{"frame-no", "confidence": []}] per frame and "class-map".
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,8 @@ import random
 import zlib
 from array import array
 from typing import Any
+
+from smgt.manifests import ManifestError, seq_label_frames
 
 from .labels_common import (
     ADJUST_SHARE,
@@ -45,15 +57,22 @@ def _cuboids(task: Task, rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
-def _nudge_cuboids(cuboids: list[dict[str, Any]], rng: random.Random) -> tuple[list[dict[str, Any]], bool]:
+def _nudge_cuboids(cuboids: list[dict[str, Any]], rng: random.Random,
+                   task: Task | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """An auditor's pass over a parent's cuboids: ~ADJUST_SHARE of them moved; with `task`, each is also
+    marked through the adjustment config's label attributes (first enum value = pass, last = fail)."""
     changed = False
     out = []
     for c in cuboids:
         c = dict(c)
-        if rng.random() < ADJUST_SHARE:
+        moved = rng.random() < ADJUST_SHARE
+        if moved:
             c["center-x"] = round(c["center-x"] + rng.uniform(-0.3, 0.3), 3)
             c["yaw"] = round(c["yaw"] + rng.uniform(-0.1, 0.1), 3)
             changed = True
+        if task is not None and isinstance(c.get("class-id"), int) and 0 <= c["class-id"] < len(task.labels):
+            c["label-category-attributes"] = {**(c.get("label-category-attributes") or {}),
+                                              **object_attributes(task.labels[c["class-id"]], rng, adjusted=moved)}
         out.append(c)
     return out, changed
 
@@ -73,29 +92,38 @@ def label_cloud_detection(task: Task, s3: S3) -> Labeled:
 
 
 def label_cloud_tracking(task: Task, s3: S3) -> Labeled:
+    """One SeqLabel.json frame per frame of the data object's sequence file, in its order (see the module doc).
+
+    An adjustment finds the parent's frames by name (`frame-name` = the sequence frame's `frame`), so a
+    down-sampled sequence gets exactly its own frames, renumbered from 0 as GT numbers a sequence.
+    """
     rng = task.rng
     seq = s3.get_json(task.line["source-ref"])
-    frames = seq.get("frames", [])
+    names = [f["frame"] for f in seq.get("frames", [])]
     key = "tracking-annotations"
     adjusted = False
+    out = []
     if task.audit_attribute:
-        parent = s3.get_json(task.line[task.audit_attribute])
-        wanted = {f["frame"] for f in frames}
-        out = []
-        for f in parent.get(key, []):
-            if wanted and f.get("frame-name") not in wanted:
-                continue
-            anns, changed = _nudge_cuboids(f.get("annotations", []), rng)
+        try:
+            parent = seq_label_frames(s3.get_json(task.line[task.audit_attribute]), key)
+        except ManifestError as exc:
+            raise ValueError(f"parent label {task.audit_attribute}: {exc}") from None
+        for i, name in enumerate(names):
+            src = parent.get(name, {})
+            anns, changed = _nudge_cuboids(src.get("annotations") or [], rng, task)
             adjusted |= changed
-            out.append({**f, "annotations": anns})
+            # The parent's frame attributes stay; the adjustment config's own ones are added.
+            out.append({"frame-number": i, "frame-name": name,
+                        "frame-attributes": {**(src.get("frame-attributes") or {}),
+                                             **frame_attributes(task.config, rng, len(anns), adjusted=changed)},
+                        "annotations": anns})
     else:
         base = _cuboids(task, rng)
         for c in base:
             c["object-id"] = new_uuid(rng)
-        out = []
-        for i, f in enumerate(frames):
+        for i, name in enumerate(names):
             anns = [{**c, "center-x": round(c["center-x"] + 0.5 * i, 3)} for c in base]
-            out.append({"frame-number": i, "frame-name": f["frame"],
+            out.append({"frame-number": i, "frame-name": name,
                         "frame-attributes": frame_attributes(task.config, rng, len(anns)),
                         "annotations": anns})
     used = {a["class-id"] for f in out for a in f["annotations"]}

@@ -117,8 +117,8 @@ def nudge(ann: dict[str, Any], rng: random.Random) -> None:
     if "left" in ann:
         ann["left"] = max(0, ann["left"] + dx)
         ann["top"] = max(0, ann["top"] + dy)
-    if "points" in ann:
-        ann["points"] = [{"x": p["x"] + dx, "y": p["y"] + dy} for p in ann["points"]]
+    if "vertices" in ann:  # video polylines and polygons (GT's layout, smgt.manifests)
+        ann["vertices"] = [{"x": p["x"] + dx, "y": p["y"] + dy} for p in ann["vertices"]]
     if "x" in ann and "y" in ann:
         ann["x"], ann["y"] = ann["x"] + dx, ann["y"] + dy
 

@@ -1,6 +1,11 @@
 """Video frame tracking and detection: boxes (from MOT references when present), polylines (lane
 references), polygons and keypoints, with stable object ids for tracking; adjustments of a parent's
-SeqLabel.json on the frames of the (possibly down-sampled) input sequence."""
+SeqLabel.json on the frames of the (possibly down-sampled) input sequence.
+
+SeqLabel.json in GT's layout (smgt.manifests, "A parent's labels"): per frame "frame-no" (position in
+the sequence, from 0), "frame" (file name), the tool's list ("annotations" for boxes, "polylines",
+"polygons" with {"vertices": [{"x", "y"}]}, "keypoints" with {"x", "y"}) and "frame-attributes".
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import json
 import random
 from dataclasses import dataclass
 from typing import Any
+
+from smgt.manifests import SEQ_LABEL_LISTS, ManifestError, seq_label_frames, shape_vertices
 
 from .labels_common import (
     ADJUST_SHARE,
@@ -79,10 +86,10 @@ def label_video(task: Task, s3: S3) -> Labeled:
                 t = tracks[tid]
                 used.add(t.class_id)
                 polylines.append(_with_identity({
-                    "points": [{"x": round(x + rng.uniform(-1, 1), 1), "y": round(y, 1)} for x, y in lane],
+                    "vertices": [{"x": round(x + rng.uniform(-1, 1), 1), "y": round(y, 1)} for x, y in lane],
                     "class-id": str(t.class_id), "label-category-attributes": dict(t.attributes),
                 }, t, tracking))
-            out_frames.append(_frame(i, frame, rng, task, len(polylines), polylines=polylines))
+            out_frames.append(_frame(i, frame["frame"], rng, task, len(polylines), polylines, kind=kind))
     else:
         boxes = refs.boxes if refs.has_boxes else synthetic_boxes(rng, numbers, size)
         tracks = _tracks(task, rng, sorted({b.track_id for n in numbers for b in boxes.get(n, [])}))
@@ -94,8 +101,7 @@ def label_video(task: Task, s3: S3) -> Labeled:
                 annotations.append(_with_identity(
                     {**_shape(kind, b), "class-id": str(t.class_id),
                      "label-category-attributes": dict(t.attributes)}, t, tracking))
-            out_frames.append(_frame(i, frame, rng, task, len(annotations), annotations=annotations,
-                                     kind=kind))
+            out_frames.append(_frame(i, frame["frame"], rng, task, len(annotations), annotations, kind=kind))
     return _video_result(task, out_frames, used, adjusted=False)
 
 
@@ -103,7 +109,7 @@ def _shape(kind: str, b: RefBox) -> dict[str, Any]:
     if kind == "Polygon":
         corners = [(b.left, b.top), (b.left + b.width, b.top), (b.left + b.width, b.top + b.height),
                    (b.left, b.top + b.height)]
-        return {"points": [{"x": x, "y": y} for x, y in corners]}
+        return {"vertices": [{"x": x, "y": y} for x, y in corners]}
     if kind == "Keypoint":
         return {"x": b.left + b.width / 2, "y": b.top + b.height / 2}
     return {"height": b.height, "width": b.width, "top": b.top, "left": b.left}
@@ -117,21 +123,11 @@ def _with_identity(ann: dict[str, Any], t: _Track, tracking: bool) -> dict[str, 
     return ann
 
 
-# GT names the per-frame list after the tool: boxes in "annotations", others in their own list.
-_LIST_FOR_KIND = {"BoundingBox": "annotations", "Polyline": "polylines", "Polygon": "polygons",
-                  "Keypoint": "keypoints"}
-
-
-def _frame(i: int, frame: dict[str, Any], rng: random.Random, task: Task, count: int, *,
-           annotations: list | None = None, polylines: list | None = None, kind: str = "BoundingBox",
-           adjusted: bool | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"frame-no": str(i), "frame": frame["frame"], "annotations": []}
-    if polylines is not None:
-        out["polylines"] = polylines
-    elif annotations is not None:
-        out[_LIST_FOR_KIND.get(kind, "annotations")] = annotations
-    out["frame-attributes"] = frame_attributes(task.config, rng, count, adjusted=adjusted)
-    return out
+def _frame(i: int, name: str, rng: random.Random, task: Task, count: int, items: list[dict[str, Any]], *,
+           kind: str) -> dict[str, Any]:
+    """One frame of a SeqLabel.json: GT names its object list after the tool (SEQ_LABEL_LISTS)."""
+    return {"frame-no": i, "frame": name, SEQ_LABEL_LISTS.get(kind, "annotations"): items,
+            "frame-attributes": frame_attributes(task.config, rng, count)}
 
 
 def _video_result(task: Task, frames: list[dict[str, Any]], used: set[int], adjusted: bool) -> Labeled:
@@ -150,42 +146,47 @@ def _video_result(task: Task, frames: list[dict[str, Any]], used: set[int], adju
 def _video_adjust(task: Task, s3: S3) -> Labeled:
     rng = task.rng
     parent_attr = task.audit_attribute or ""
-    parent = s3.get_json(task.line[parent_attr])
     key = task.modality.annotations_key or "tracking-annotations"
+    try:
+        by_name = seq_label_frames(s3.get_json(task.line[parent_attr]), key)
+    except ManifestError as exc:
+        raise ValueError(f"parent label {parent_attr}: {exc}") from None
     parent_classes = (task.line.get(f"{parent_attr}-metadata") or {}).get("class-map", {})
     seq = s3.get_json(task.line["source-ref"])
-    wanted = [f["frame"] for f in seq["frames"]]
-    by_name = {f["frame"]: f for f in parent.get(key, [])}
+    list_key = SEQ_LABEL_LISTS.get(task.config.get("annotationType", "BoundingBox"), "annotations")
     names = {lab["label"]: i for i, lab in enumerate(task.labels)}
     frames, used, any_adjusted = [], set(), False
-    for i, name in enumerate(wanted):
-        src = by_name.get(name, {"frame": name})
+    for i, name in enumerate(f["frame"] for f in seq["frames"]):
+        src = by_name.get(name, {})
         frame_adjusted = False
-        out = {"frame-no": str(i), "frame": name}
-        for list_key in ("annotations", "polylines", "polygons", "keypoints"):
-            items = []
-            for ann in src.get(list_key, []):
-                ann = dict(ann)
-                changed = rng.random() < ADJUST_SHARE
-                if changed:
-                    nudge(ann, rng)
-                frame_adjusted |= changed
-                label_name = parent_classes.get(str(ann.get("class-id")))
-                class_id = names.get(label_name, int(ann.get("class-id", 0)) % len(task.labels))
-                used.add(class_id)
-                ann["class-id"] = str(class_id)
-                ann["label-category-attributes"] = {
-                    **(ann.get("label-category-attributes") or {}),
-                    **object_attributes(task.labels[class_id], rng, adjusted=changed),
-                }
-                items.append(ann)
-            if items or list_key == "annotations":
-                out[list_key] = items
-        count = sum(len(out.get(k, [])) for k in ("annotations", "polylines", "polygons", "keypoints"))
+        items = []
+        for ann in src.get(list_key) or []:
+            ann = dict(ann)
+            if list_key in ("polylines", "polygons"):
+                # GT's "vertices"; a parent the emulator wrote before it followed GT has "points".
+                try:
+                    vertices = shape_vertices(ann)
+                except ManifestError as exc:
+                    raise ValueError(f"parent label {parent_attr}, frame {name}: {exc}") from None
+                ann.pop("points", None)
+                ann["vertices"] = vertices
+            changed = rng.random() < ADJUST_SHARE
+            if changed:
+                nudge(ann, rng)
+            frame_adjusted |= changed
+            label_name = parent_classes.get(str(ann.get("class-id")))
+            class_id = names.get(label_name, int(ann.get("class-id", 0)) % len(task.labels))
+            used.add(class_id)
+            ann["class-id"] = str(class_id)
+            ann["label-category-attributes"] = {
+                **(ann.get("label-category-attributes") or {}),
+                **object_attributes(task.labels[class_id], rng, adjusted=changed),
+            }
+            items.append(ann)
         # The parent's frame attributes stay (as its label-category attributes do); the
         # adjustment config's own ones (e.g. a frame-quality verdict) are added.
-        out["frame-attributes"] = {**(src.get("frame-attributes") or {}),
-                                   **frame_attributes(task.config, rng, count, adjusted=frame_adjusted)}
+        frames.append({"frame-no": i, "frame": name, list_key: items,
+                       "frame-attributes": {**(src.get("frame-attributes") or {}),
+                                            **frame_attributes(task.config, rng, len(items), adjusted=frame_adjusted)}})
         any_adjusted |= frame_adjusted
-        frames.append(out)
     return _video_result(task, frames, used, adjusted=any_adjusted)

@@ -7,10 +7,13 @@ labels_video (value, -metadata keys, files to write, adjusted), in pixels:
                     "top", "width", "height"}]}; metadata "objects" (one confidence per box), "class-map"
     segmentation    s3 URI of a PNG mask in GT's colors; metadata "internal-color-map" (labels_common.color_map)
     video           s3 URI of {consolidated}/{index}/SeqLabel.json = {"tracking-annotations" | "detection-annotations":
-                    [{"frame-no", "frame", "annotations": [...], "polylines" | "polygons" | "keypoints": [...],
-                    "frame-attributes"}]}; each object has its geometry, "class-id", "label-category-attributes"
-                    and, for tracking, "object-id" and "object-name"; metadata "class-map"
-    (GT's output formats: https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html)
+                    [{"frame-no": position from 0, "frame": file name, <list>: [...], "frame-attributes"}]}, the
+                    list named after the tool: "annotations" (boxes: height, width, top, left), "polylines" and
+                    "polygons" ({"vertices": [{"x", "y"}, ...]}), "keypoints" ({"x", "y"}); each object also has
+                    "class-id", "label-category-attributes" and, for tracking, "object-id" and "object-name";
+                    metadata "class-map"
+    (GT's output formats: https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html; the layout
+    and its sources in smgt.manifests, "A parent's labels")
 
 Every result is validated on the way out, since Label Studio itself accepts any result (unknown
 labels, unknown from_name, a rectangle without width): a problem raises ResultError naming it, and
@@ -335,7 +338,7 @@ def _polygon(value: dict[str, Any], size: tuple[int, int], where: str) -> dict[s
     area = sum(a["x"] * b["y"] - b["x"] * a["y"] for a, b in zip(points, points[1:] + points[:1], strict=True)) / 2
     if len(points) < 3 or abs(area) < 1e-9:
         raise ResultError(f"{where}: degenerate polygon ({len(points)} distinct points, area {abs(area):.2f} px²)")
-    return {"points": points}
+    return {"vertices": points}
 
 
 def _polyline(value: dict[str, Any], size: tuple[int, int], where: str) -> dict[str, Any]:
@@ -348,7 +351,7 @@ def _polyline(value: dict[str, Any], size: tuple[int, int], where: str) -> dict[
     points = [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
     if len(points) < 2:
         raise ResultError(f"{where}: degenerate polyline ({len(points)} distinct point)")
-    return {"points": points}
+    return {"vertices": points}
 
 
 def _keypoint(value: dict[str, Any], size: tuple[int, int], where: str) -> dict[str, Any]:
@@ -364,11 +367,11 @@ def _moved(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if "left" in a:
         edges = lambda s: (s["left"], s["top"], s["left"] + s["width"], s["top"] + s["height"])  # noqa: E731
         return any(abs(p - q) > TOLERANCE_PX for p, q in zip(edges(a), edges(b), strict=True))
-    if "points" in a:
-        if len(a["points"]) != len(b["points"]):
+    if "vertices" in a:  # polylines and polygons (tasks.parent_labels reads older "points" as "vertices")
+        if len(a["vertices"]) != len(b["vertices"]):
             return True
         return any(abs(p["x"] - q["x"]) > TOLERANCE_PX or abs(p["y"] - q["y"]) > TOLERANCE_PX
-                   for p, q in zip(a["points"], b["points"], strict=True))
+                   for p, q in zip(a["vertices"], b["vertices"], strict=True))
     return math.dist((a["x"], a["y"]), (b["x"], b["y"])) > TOLERANCE_PX
 
 
@@ -425,10 +428,7 @@ def _video(task: Task, controls: Controls, annotation: dict[str, Any], s3: S3, p
             before = parent.frame_attributes[item]
             adjusted |= any(k in frame_attributes and frame_attributes[k] != v for k, v in before.items())
             frame_attributes = {**before, **frame_attributes}
-        frame: dict[str, Any] = {"frame-no": str(item), "frame": name, "annotations": []}
-        frame[list_key] = items[item]
-        frame["frame-attributes"] = frame_attributes
-        out_frames.append(frame)
+        out_frames.append({"frame-no": item, "frame": name, list_key: items[item], "frame-attributes": frame_attributes})
     key = task.modality.annotations_key or "tracking-annotations"
     uri = f"{task.consolidated_prefix}/{task.index}/SeqLabel.json"
     return Labeled(value=uri, metadata={"class-map": class_map(task.config, used)}, answer={key: out_frames},

@@ -25,13 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from smgt.manifests import SEQ_LABEL_LISTS, ManifestError, seq_label_frames, shape_vertices
+
 from ..labels_common import Task
 from ..s3io import S3
 from . import rle
 from .labeling_config import Attribute, Controls, controls_for
 
 # GT names the per-frame list of a video SeqLabel.json after the tool (sms-data-output.html, video output).
-LIST_FOR_KIND = {"BoundingBox": "annotations", "Polyline": "polylines", "Polygon": "polygons", "Keypoint": "keypoints"}
+LIST_FOR_KIND = SEQ_LABEL_LISTS
 KEYPOINT_WIDTH = 0.5  # Label Studio's key point marker size, % of the image width
 _OBJECT_NUMBER = re.compile(r":(\d+)$")
 
@@ -185,10 +187,10 @@ def to_percent(kind: str, shape: dict[str, Any], size: tuple[int, int], region_i
         return {"x": shape["left"] * 100 / width, "y": shape["top"] * 100 / height,
                 "width": shape["width"] * 100 / width, "height": shape["height"] * 100 / height, "rotation": 0}
     if kind == "Polygon":
-        return {"points": [list(px(p)) for p in shape["points"]], "closed": True}
+        return {"points": [list(px(p)) for p in shape["vertices"]], "closed": True}
     if kind == "Polyline":
         vertices = []
-        for k, p in enumerate(shape["points"]):
+        for k, p in enumerate(shape["vertices"]):
             x, y = px(p)
             vertex = {"x": x, "y": y, "id": f"{region_id}_v{k}", "isBezier": False}
             if k:
@@ -294,10 +296,10 @@ def _video_parent(task: Task, s3: S3, controls: Controls, attr: str, meta: dict[
     except Exception as exc:
         raise InputError(f"parent label {attr}: SeqLabel {uri!r} cannot be read ({exc!r})") from None
     key = task.modality.annotations_key or "tracking-annotations"
-    parent_frames = seq_label.get(key) if isinstance(seq_label, dict) else None
-    if not isinstance(parent_frames, list):
-        raise InputError(f"parent label {attr}: SeqLabel {uri!r} has no {key!r} list")
-    by_name = {f.get("frame"): f for f in parent_frames if isinstance(f, dict)}
+    try:
+        by_name = seq_label_frames(seq_label, key)
+    except ManifestError as exc:
+        raise InputError(f"parent label {attr}: SeqLabel {uri!r}: {exc}") from None
     name = _label_namer(controls, meta, attr)
     list_key = LIST_FOR_KIND[controls.annotation_type]
     objects: list[ParentObject] = []
@@ -320,9 +322,10 @@ def _gt_shape(kind: str, ann: dict[str, Any], where: str) -> dict[str, Any]:
         if kind == "BoundingBox":
             return {key: ann[key] for key in ("height", "width", "top", "left")}
         if kind in ("Polygon", "Polyline"):
-            return {"points": [{"x": p["x"], "y": p["y"]} for p in ann["points"]]}
+            # GT's "vertices"; a parent the emulator wrote before it followed GT has "points".
+            return {"vertices": shape_vertices(ann)}
         return {"x": ann["x"], "y": ann["y"]}
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ManifestError):
         raise InputError(f"parent label {where}: not a {kind} annotation") from None
 
 
