@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from smgt.registry import MODALITIES, UnsupportedRegionError, check_region, get_modality
+from smgt.registry import MODALITIES, MediaKind, UnsupportedRegionError, check_region, get_modality
 
 # fullmatch() is used with every pattern: `$` would accept a trailing newline.
 BATCH_ID_RE = re.compile(r"[a-zA-Z0-9-]{1,63}")
@@ -40,6 +40,10 @@ WORKTEAM_ARN_RE = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:wor
 DEFAULT_MAX_CONCURRENT_TASKS = 100
 DEFAULT_TASK_AVAILABILITY_LIFETIME = 864_000  # 10 days, GT's maximum for private workforces
 DEFAULT_TASK_TIME_LIMIT = 604_800  # 7 days, GT's maximum for video and point-cloud tasks
+# CreateLabelingJob's HumanTaskConfig.TaskTimeLimitInSeconds: "For image and text labeling jobs, the
+# maximum is 8 hours (28,800 seconds)" (API reference, also in botocore's service model): the
+# default and the limit for image jobs, which GT would otherwise refuse at create.
+IMAGE_TASK_TIME_LIMIT = 28_800
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -181,6 +185,17 @@ class LabelingJobConfig(BaseModel):
             raise ValueError(f"chainFromJobName is required: {modality.name} adjusts a parent job's labels")
         return value
 
+    @field_validator("taskTimeLimitInSeconds")
+    @classmethod
+    def _task_time_limit(cls, value: int, info: ValidationInfo) -> int:
+        modality = MODALITIES.get(info.data.get("jobModality", ""))
+        if modality is not None and modality.media is MediaKind.IMAGE and value > IMAGE_TASK_TIME_LIMIT:
+            raise ValueError(
+                f"{value} is more than Ground Truth's {IMAGE_TASK_TIME_LIMIT} s (8 hours) for image tasks "
+                f"such as {modality.name}"
+            )
+        return value
+
     @field_validator("workteamArn")
     @classmethod
     def _workteam(cls, value: str | None) -> str | None:
@@ -245,11 +260,15 @@ def validate_batch_config(
     max_jobs: int = 100,
     batch_exists: Callable[[str], bool] | None = None,
     existing_job_names: Callable[[Iterable[str]], Iterable[str]] | None = None,
+    preflight: Callable[[BatchConfig], Iterable[str]] | None = None,
 ) -> BatchConfig:
     """Validate untrusted config data; return a BatchConfig with defaults filled in.
 
     `batch_exists` and `existing_job_names` look up state outside the config (Airflow runs, GT jobs)
     and are only called when the config is otherwise valid, so a bad config triggers no look-up.
+    `preflight` (e.g. `smgt.preflight.preflight_batch`) checks what the valid config names on AWS
+    and returns its problems; it runs last, unless the batch id is already used, and its problems
+    are reported together with the job-name ones.
     """
     problems: list[str] = []
     if region is not None:
@@ -291,7 +310,8 @@ def validate_batch_config(
 
     if problems:
         raise BatchConfigError(problems)
-    if batch_exists is not None and batch_exists(batch_id):
+    duplicate = batch_exists is not None and batch_exists(batch_id)
+    if duplicate:
         problems.append(f"batchId: {batch_id!r} is already used by an existing batch")
     if existing_job_names is not None:
         for name in existing_job_names([j.jobName for j in jobs]):
@@ -299,9 +319,12 @@ def validate_batch_config(
                 f"labelingJobs[{_index_of(jobs, name)}] {name!r}: jobName: a Ground Truth labeling job "
                 "with this name already exists (GT keeps names unique per account and region forever)"
             )
+    config = BatchConfig(batchId=batch_id, destinationSnsArn=sns, labelingJobs=jobs)
+    if preflight is not None and not duplicate:
+        problems.extend(preflight(config))
     if problems:
         raise BatchConfigError(problems)
-    return BatchConfig(batchId=batch_id, destinationSnsArn=sns, labelingJobs=jobs)
+    return config
 
 
 def _index_of(jobs: list[LabelingJobConfig], name: str) -> int:
@@ -375,6 +398,8 @@ def _check_across_jobs(jobs: list[LabelingJobConfig], problems: list[str]) -> li
         updates: dict[str, Any] = {}
         if job.labelAttributeName is None:
             updates["labelAttributeName"] = job.modality.default_label_attribute(job.jobName)
+        if "taskTimeLimitInSeconds" not in job.model_fields_set and job.modality.media is MediaKind.IMAGE:
+            updates["taskTimeLimitInSeconds"] = IMAGE_TASK_TIME_LIMIT
         if job.labelCategoryConfigS3Uri is None:
             parent = filled[job.inputConfig.chainFromJobName.lower()]
             updates["labelCategoryConfigS3Uri"] = parent.labelCategoryConfigS3Uri

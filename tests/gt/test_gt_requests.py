@@ -145,7 +145,8 @@ def test_request_passes_botocore_validation(modality_name: str) -> None:
     else:
         assert htc["UiConfig"] == {"UiTemplateS3Uri": TEMPLATE_URI}
     assert htc["NumberOfHumanWorkersPerDataObject"] == 1
-    assert htc["TaskTimeLimitInSeconds"] == 604_800
+    # GT's maximum per task type: 8 hours for image jobs, the config's 7-day default otherwise.
+    assert htc["TaskTimeLimitInSeconds"] == (28_800 if modality.media.value == "image" else 604_800)
     assert htc["TaskAvailabilityLifetimeInSeconds"] == 864_000
     assert htc["MaxConcurrentTaskCount"] == 100
     assert job.jobName in htc["TaskTitle"]
