@@ -5,17 +5,32 @@ missing or unparsable S3 inputs and missing work teams are `ValidationException`
 taken (by any job ever, ignoring case) is `ResourceInUse` and is checked by the store. Sequence files
 referenced by the manifest are read later, while the job runs, as GT does; a bad one fails the job.
 
+Field constraints (required, length, value range, pattern, valid values) are those of the SageMaker
+API reference, https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateLabelingJob.html
+and the pages of its types (API_HumanTaskConfig.html, API_LabelingJobOutputConfig.html, API_Tag.html,
+...). botocore's service model is generated from the same definition, so `check_request` reads them
+from it instead of copying them, and reports every violated one at once in the shape AWS uses:
+"2 validation errors detected: Value 'a_b' at 'labelingJobName' failed to satisfy constraint: Member
+must satisfy regular expression pattern: ...; Value null at 'roleArn' failed to satisfy constraint:
+Member must not be null". Rules the reference states in prose follow (`validate_create`): the
+TaskTimeLimitInSeconds maximum per task type, the TaskAvailabilityLifetimeInSeconds maximum per
+workforce, the LabelAttributeName suffixes, an adjustment's LabelAttributeName differing from the
+labels it adjusts, unique tag keys.
+
 The task type is derived from the pre-human-task Lambda ARN (`PRE-<TaskType>`) through the registry,
 so this module and the request builder can never disagree on what a modality needs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import regex
 
 from smgt.registry import (
     GT_LAMBDA_ACCOUNTS,
@@ -27,18 +42,159 @@ from smgt.registry import (
     modality_for_task_type,
 )
 
-from .errors import ValidationException
+from .errors import ApiError, ValidationException
 from .s3io import S3
 
-JOB_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-LABEL_ATTRIBUTE_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
-ROLE_ARN_RE = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 S3_PATH_RE = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?")
 LAMBDA_RE = re.compile(r"arn:aws:lambda:([a-z0-9-]+):(\d{12}):function:(PRE|ACS)-([A-Za-z0-9]+)")
 VIDEO_ANNOTATION_TYPES = {"BoundingBox", "Polyline", "Polygon", "Keypoint"}
-# GT's limits per task: video and 3D tasks may run up to 7 days, other built-in tasks 8 hours.
-LONG_TASK_LIMIT = 604_800
+# HumanTaskConfig.TaskTimeLimitInSeconds (API_HumanTaskConfig.html): "For image and text labeling
+# jobs, the maximum is 8 hours (28,800 seconds). For 3D point cloud and video frame labeling jobs,
+# the maximum is 30 days" (the page prints "2952,000 seconds"; 30 days are 2,592,000).
 SHORT_TASK_LIMIT = 28_800
+LONG_TASK_LIMIT = 2_592_000
+# HumanTaskConfig.TaskAvailabilityLifetimeInSeconds (same page): Amazon Mechanical Turk (the public
+# work team), at most 12 hours; a private or vendor workforce, at most 30 days.
+PUBLIC_LIFETIME_LIMIT = 43_200
+PRIVATE_LIFETIME_LIMIT = 2_592_000
+PUBLIC_WORKTEAM_RE = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:\d{12}:workteam/public-crowd/default")
+
+
+class SerializationException(ApiError):
+    """A member of the wrong JSON type (AWS answers these before any constraint is looked at)."""
+
+    code = "SerializationException"
+
+
+# --------------------------------------------------------------------------------------------------
+# Field constraints from the API definition
+
+
+@functools.cache
+def _operation(name: str) -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("sagemaker").operation_model(name)
+
+
+@functools.cache
+def _pattern(pattern: str) -> Any:
+    # Java regular expressions (\p{L} and friends): the `regex` module reads them, `re` does not.
+    return regex.compile(pattern)
+
+
+# Shapes whose pattern AWS prints without the trailing "$" (the names; the others print ^...$).
+_OPEN_ENDED = {"LabelingJobName", "LabelAttributeName", "WorkteamName"}
+
+
+def _shown_pattern(shape: Any) -> str:
+    pattern = shape.metadata["pattern"]
+    return "^" + pattern + ("" if shape.name in _OPEN_ENDED or pattern.endswith("$") else "$")
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # as Java prints a structure: {Key=k, Value=v}
+        return "{" + ", ".join(f"{k}={_shown_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _scalar_problems(shape: Any, value: Any, path: str) -> list[str]:
+    """The constraints a string or number violates (type errors raise SerializationException)."""
+    meta, kind = shape.metadata, shape.type_name
+    problems = []
+    if kind == "string":
+        if not isinstance(value, str):
+            raise SerializationException(f"Value at '{path}' must be a string, got {type(value).__name__}")
+        if "min" in meta and len(value) < meta["min"]:
+            problems.append(f"Member must have length greater than or equal to {meta['min']}")
+        if "max" in meta and len(value) > meta["max"]:
+            problems.append(f"Member must have length less than or equal to {meta['max']}")
+        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
+            problems.append(f"Member must satisfy regular expression pattern: {_shown_pattern(shape)}")
+        if "enum" in meta and value not in meta["enum"]:
+            problems.append(f"Member must satisfy enum value set: [{', '.join(meta['enum'])}]")
+    elif kind in ("integer", "long", "float", "double"):
+        if isinstance(value, bool) or not isinstance(value, int | float) or (kind in ("integer", "long")
+                                                                            and value != int(value)):
+            raise SerializationException(f"Value at '{path}' must be a number of type {kind}, got {value!r}")
+        if "min" in meta and value < meta["min"]:
+            problems.append(f"Member must have value greater than or equal to {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            problems.append(f"Member must have value less than or equal to {meta['max']}")
+    elif kind == "boolean" and not isinstance(value, bool):
+        raise SerializationException(f"Value at '{path}' must be a boolean, got {value!r}")
+    return problems
+
+
+def _walk(shape: Any, value: Any, path: str, errors: list[tuple[str, Any, str]]) -> None:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise SerializationException(f"Value at '{path or 'request'}' must be an object")
+        for name in shape.required_members:
+            if value.get(name) is None:
+                errors.append((".".join(filter(None, (path, _camel(name)))), None, "Member must not be null"))
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                _walk(member, value[name], ".".join(filter(None, (path, _camel(name)))), errors)
+    elif kind == "list":
+        if not isinstance(value, list):
+            raise SerializationException(f"Value at '{path}' must be a list")
+        meta = shape.metadata
+        if "min" in meta and len(value) < meta["min"]:
+            errors.append((path, value, f"Member must have length greater than or equal to {meta['min']}"))
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append((path, value, f"Member must have length less than or equal to {meta['max']}"))
+        member = shape.member
+        if member.type_name in ("structure", "list", "map"):
+            for i, item in enumerate(value, 1):
+                _walk(member, item, f"{path}.{i}.member", errors)
+        else:  # AWS reports the constraints of scalar members on the list: "Member must satisfy constraint: [...]"
+            problems = [p for item in value for p in _scalar_problems(member, item, f"{path}.member")]
+            if problems:
+                errors.append((path, value, f"Member must satisfy constraint: [{', '.join(dict.fromkeys(problems))}]"))
+    elif kind == "map":
+        if not isinstance(value, dict):
+            raise SerializationException(f"Value at '{path}' must be an object")
+        for key, item in value.items():
+            _walk(shape.value, item, f"{path}.{key}", errors)
+    else:
+        errors.extend((path, value, problem) for problem in _scalar_problems(shape, value, path))
+
+
+def _validation_error(errors: list[tuple[str, Any, str]]) -> ValidationException:
+    def shown(value: Any) -> str:
+        return "null" if value is None else f"'{_shown_value(value)}'"
+
+    details = "; ".join(f"Value {shown(value)} at '{path}' failed to satisfy constraint: {problem}"
+                        for path, value, problem in errors)
+    count = len(errors)
+    return ValidationException(f"{count} validation error{'s' if count > 1 else ''} detected: {details}")
+
+
+def check_request(operation: str, request: dict[str, Any]) -> None:
+    """Check a SageMaker request against the API definition of `operation` (e.g. "CreateLabelingJob").
+
+    Raises ValidationException listing every violated constraint (required members, lengths, value
+    ranges, patterns, valid values) with the member's path as AWS writes it ('humanTaskConfig.taskTitle',
+    'tags.2.member.key'), or SerializationException when a member has the wrong JSON type.
+    """
+    errors: list[tuple[str, Any, str]] = []
+    _walk(_operation(operation).input_shape, request, "", errors)
+    if errors:
+        raise _validation_error(errors)
+
+
+def _fail(field: str, value: Any, rule: str) -> ValidationException:
+    return _validation_error([(field, value, rule)])
 
 
 @dataclass(frozen=True)
@@ -61,12 +217,6 @@ class JobSpec:
                    category_config=data["category_config"], output_path=data["output_path"])
 
 
-def _fail(field: str, value: Any, rule: str) -> ValidationException:
-    return ValidationException(
-        f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {rule}"
-    )
-
-
 def _get(data: dict[str, Any], *path: str) -> Any:
     cur: Any = data
     for key in path:
@@ -77,9 +227,15 @@ def _get(data: dict[str, Any], *path: str) -> Any:
 
 
 def split_s3_path(uri: str, field: str) -> tuple[str, str]:
-    """(bucket, key-or-prefix) of an s3:// URI; the key may be empty (an output path)."""
+    """(bucket, key-or-prefix) of an s3:// URI; the key may be empty (an output path).
+
+    The API also accepts https:// URIs (pattern ^(https|s3)://([^/]+)/?(.*)$); this emulator reads S3
+    through s3:// only and says so.
+    """
     match = S3_PATH_RE.fullmatch(uri) if isinstance(uri, str) else None
     if not match:
+        if isinstance(uri, str) and uri.startswith("https://"):
+            raise ValidationException(f"{field}: the local Ground Truth reads s3:// URIs only, got {uri}")
         raise _fail(field, uri, "Member must satisfy regular expression pattern: ^(https|s3)://([^/]+)/?(.*)$")
     return match.group(1), (match.group(2) or "/").lstrip("/")
 
@@ -91,29 +247,31 @@ def validate_create(
     s3: S3,
     workteam_exists: Callable[[str], bool],
 ) -> JobSpec:
-    name = request.get("LabelingJobName")
-    if not isinstance(name, str) or not JOB_NAME_RE.fullmatch(name):
-        raise _fail("labelingJobName", name,
-                    "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+    """Everything GT checks before CreateLabelingJob answers; the JobSpec of a valid request.
+
+    Raises ValidationException (or SerializationException for a member of the wrong JSON type) naming
+    the field, in the order: field constraints of the API definition (all at once), region, task type,
+    label attribute, UI, task limits, work team, tags, output bucket, label category config, manifest.
+    """
+    check_request("CreateLabelingJob", request)
     if region not in GT_LAMBDA_ACCOUNTS:
         raise ValidationException(f"Ground Truth built-in task types are not available in region {region}")
+    if _get(request, "InputConfig", "DataSource", "S3DataSource") is None:
+        raise ValidationException("InputConfig.DataSource: streaming labeling jobs (SnsDataSource) are not emulated "
+                                  "by the local Ground Truth; give an S3DataSource with a ManifestS3Uri")
 
     modality = _task_modality(request, region)
-    _check_label_attribute(request.get("LabelAttributeName"), modality)
+    _check_label_attribute(request["LabelAttributeName"], modality)
 
-    role = request.get("RoleArn")
-    if not isinstance(role, str) or not ROLE_ARN_RE.fullmatch(role):
-        raise _fail("roleArn", role, "Member must satisfy regular expression pattern: "
-                    "^arn:aws[a-z\\-]*:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+$")
-
-    human = request.get("HumanTaskConfig") or {}
+    human = request["HumanTaskConfig"]
     _check_ui(human, modality, region, s3)
     _check_task_limits(human, modality)
-    team = human.get("WorkteamArn")
-    if not isinstance(team, str) or not workteam_exists(team):
+    team = human["WorkteamArn"]
+    if not workteam_exists(team):
         raise ValidationException(f"Workteam {team} does not exist")
+    _check_tags(request.get("Tags") or [])
 
-    out_bucket, out_prefix = split_s3_path(_get(request, "OutputConfig", "S3OutputPath"), "outputConfig.s3OutputPath")
+    out_bucket, out_prefix = split_s3_path(request["OutputConfig"]["S3OutputPath"], "outputConfig.s3OutputPath")
     if not s3.bucket_exists(out_bucket):
         raise ValidationException(f"The output bucket {out_bucket} does not exist or is not accessible")
     output_path = f"s3://{out_bucket}/{out_prefix}".rstrip("/")
@@ -126,6 +284,12 @@ def validate_create(
             raise ValidationException(
                 f"An adjustment job ({modality.task_type}) needs auditLabelAttributeName in its label "
                 "category configuration file")
+        # API_CreateLabelingJob.html, LabelAttributeName: "If you are creating an adjustment or verification
+        # labeling job, you must use a different LabelAttributeName than the one used in the original labeling job."
+        if request["LabelAttributeName"] == audit_attr:
+            raise ValidationException(
+                f"LabelAttributeName {audit_attr} is the label attribute of the labels to adjust "
+                "(auditLabelAttributeName); an adjustment job must use a different LabelAttributeName")
         for number, line in enumerate(lines, 1):
             if audit_attr not in line:
                 raise ValidationException(
@@ -158,10 +322,11 @@ def _task_modality(request: dict[str, Any], region: str) -> Modality:
         raise ValidationException(f"Unsupported task type {pre_m.group(4)} in {pre}") from None
 
 
-def _check_label_attribute(attr: Any, modality: Modality) -> None:
-    if not isinstance(attr, str) or not LABEL_ATTRIBUTE_RE.fullmatch(attr):
-        raise _fail("labelAttributeName", attr,
-                    "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
+def _check_label_attribute(attr: str, modality: Modality) -> None:
+    """API_CreateLabelingJob.html, LabelAttributeName: "The name can't end with "-metadata"", and must end
+    with "-ref" exactly for the task types listed there (semantic segmentation, video frame object
+    detection and tracking, 3D point cloud semantic segmentation and object tracking, and their
+    adjustments); the registry's requires_ref_suffix follows that list. Length and pattern: check_request."""
     if attr.endswith("-metadata"):
         raise ValidationException(f"LabelAttributeName {attr} must not end with -metadata")
     if modality.requires_ref_suffix and not attr.endswith("-ref"):
@@ -189,25 +354,29 @@ def _check_ui(human: dict[str, Any], modality: Modality, region: str, s3: S3) ->
 
 
 def _check_task_limits(human: dict[str, Any], modality: Modality) -> None:
-    workers = human.get("NumberOfHumanWorkersPerDataObject")
+    """Limits the API reference states in prose (ranges of the API definition: check_request)."""
+    workers = human["NumberOfHumanWorkersPerDataObject"]
     if modality.media is not MediaKind.IMAGE and workers != 1:
         raise ValidationException(
             f"NumberOfHumanWorkersPerDataObject must be 1 for {modality.task_type}, got {workers}")
-    if not isinstance(workers, int) or not 1 <= workers <= 9:
-        raise _fail("humanTaskConfig.numberOfHumanWorkersPerDataObject", workers,
-                    "Member must have value between 1 and 9")
-    limit = human.get("TaskTimeLimitInSeconds")
     max_limit = SHORT_TASK_LIMIT if modality.media is MediaKind.IMAGE else LONG_TASK_LIMIT
-    if not isinstance(limit, int) or not 30 <= limit <= max_limit:
-        raise ValidationException(f"TaskTimeLimitInSeconds must be between 30 and {max_limit} for "
-                                  f"{modality.task_type}, got {limit}")
+    if human["TaskTimeLimitInSeconds"] > max_limit:
+        raise _fail("humanTaskConfig.taskTimeLimitInSeconds", human["TaskTimeLimitInSeconds"],
+                    f"Member must have value less than or equal to {max_limit}")
     lifetime = human.get("TaskAvailabilityLifetimeInSeconds")
-    if lifetime is not None and not (isinstance(lifetime, int) and 60 <= lifetime <= 864_000):
+    public = bool(PUBLIC_WORKTEAM_RE.fullmatch(human["WorkteamArn"]))
+    max_lifetime = PUBLIC_LIFETIME_LIMIT if public else PRIVATE_LIFETIME_LIMIT
+    if lifetime is not None and lifetime > max_lifetime:
         raise _fail("humanTaskConfig.taskAvailabilityLifetimeInSeconds", lifetime,
-                    "Member must have value between 60 and 864000")
-    count = human.get("MaxConcurrentTaskCount")
-    if count is not None and not (isinstance(count, int) and 1 <= count <= 5000):
-        raise _fail("humanTaskConfig.maxConcurrentTaskCount", count, "Member must have value between 1 and 5000")
+                    f"Member must have value less than or equal to {max_lifetime}")
+
+
+def _check_tags(tags: list[dict[str, Any]]) -> None:
+    # API_Tag.html: "Tag keys must be unique per resource." (counts, lengths, pattern: check_request)
+    keys = [t["Key"] for t in tags]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValidationException(f"Tags: duplicate tag keys {duplicates}; tag keys must be unique per resource")
 
 
 def _read_category_config(uri: Any, modality: Modality, s3: S3) -> dict[str, Any]:

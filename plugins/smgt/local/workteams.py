@@ -8,7 +8,6 @@ groups. Teams are kept in the state file and loaded again after a restart.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +16,7 @@ from typing import Any
 
 from .errors import ResourceInUse, ValidationException
 from .state import StateStore
-
-TEAM_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+from .validation import check_request
 
 
 @dataclass
@@ -72,23 +70,21 @@ class WorkteamStore:
         return self._teams.get(arn)
 
     def create(self, request: dict[str, Any], region: str) -> dict[str, Any]:
-        name = request.get("WorkteamName")
-        if not isinstance(name, str) or not TEAM_NAME_RE.fullmatch(name):
-            raise ValidationException(f"1 validation error detected: Value '{name}' at 'workteamName' failed to "
-                                      "satisfy constraint: Member must satisfy regular expression pattern: "
-                                      "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-        description = request.get("Description")
-        if not isinstance(description, str) or not 1 <= len(description) <= 200:
-            raise ValidationException("Description must be 1 to 200 characters")
-        members = request.get("MemberDefinitions")
-        if not isinstance(members, list) or not 1 <= len(members) <= 10:
-            raise ValidationException("MemberDefinitions must hold 1 to 10 member definitions")
-        for member in members:
-            cognito = member.get("CognitoMemberDefinition") if isinstance(member, dict) else None
+        """CreateWorkteam: the API definition's field constraints (name, description, 1..10 member
+        definitions, tags, ...: check_request, after https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+        API_CreateWorkteam.html), then what the local workforce needs: Cognito members whose pool, group
+        and app client exist. Raises ValidationException naming the field, ResourceInUse for a taken name."""
+        check_request("CreateWorkteam", request)
+        name = request["WorkteamName"]
+        for member in request["MemberDefinitions"]:
+            cognito = member.get("CognitoMemberDefinition")
             if not isinstance(cognito, dict):
                 raise ValidationException("Only CognitoMemberDefinition members are supported by the local workforce")
             if problem := self._check(cognito):
                 raise ValidationException(problem)
+        keys = [t["Key"] for t in request.get("Tags") or []]
+        if len(set(keys)) != len(keys):  # API_Tag.html: "Tag keys must be unique per resource."
+            raise ValidationException("Tags: tag keys must be unique per resource")
         arn = f"arn:aws:sagemaker:{region}:{self.account}:workteam/private-crowd/{name}"
         with self._lock:
             if arn in self._teams:
@@ -99,7 +95,8 @@ class WorkteamStore:
         return {"WorkteamArn": arn}
 
     def describe(self, request: dict[str, Any], region: str) -> dict[str, Any]:
-        name = request.get("WorkteamName")
+        check_request("DescribeWorkteam", request)
+        name = request["WorkteamName"]
         team = self._teams.get(f"arn:aws:sagemaker:{region}:{self.account}:workteam/private-crowd/{name}")
         if team is None:
             raise ValidationException(f"Workteam {name} does not exist")
