@@ -39,6 +39,66 @@ class LabelingJobConflictError(AirflowException):
     """A labeling job of the requested name exists with a different configuration."""
 
 
+# Error codes no retry can fix: the same request gets the same answer until a person changes the
+# request, the permissions or the quota. Everything else (throttling, 5xx, timeouts, connection
+# errors, and codes not listed here) is left to botocore's retries and then the task's retries.
+# Sources: the API's common errors, https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
+# (AccessDeniedException, IncompleteSignature, InvalidAction, InvalidClientTokenId, NotAuthorized,
+# OptInRequired, ValidationError); SageMaker's modelled errors in botocore's service model
+# (ValidationException; ResourceLimitExceeded, ResourceInUse and ResourceNotFound, the errors of
+# CreateLabelingJob / DescribeLabelingJob / StopLabelingJob); botocore's own retry lists
+# (botocore/retries/standard.py: throttling codes such as ThrottlingException and transient ones
+# such as RequestTimeout are retried, so none of them is here); S3's error responses
+# (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html: NoSuchKey, NoSuchBucket,
+# AccessDenied) for tasks that read S3.
+NON_RETRYABLE_ERROR_CODES = frozenset({
+    "ValidationException", "ValidationError",
+    "AccessDeniedException", "AccessDenied", "NotAuthorized", "UnauthorizedOperation",
+    "InvalidClientTokenId", "UnrecognizedClientException", "IncompleteSignature", "SignatureDoesNotMatch",
+    "OptInRequired", "InvalidAction",
+    "ResourceLimitExceeded", "ResourceInUse", "ResourceNotFound",
+    "NoSuchKey", "NoSuchBucket",
+})
+
+
+def error_code(error: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None."""
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code") or None
+    return None
+
+
+def is_non_retryable(error: BaseException) -> bool:
+    """True for errors a retry cannot fix: NON_RETRYABLE_ERROR_CODES (answers below HTTP 500), a
+    request botocore refuses to send, or a job name taken by a different job."""
+    from botocore.exceptions import ParamValidationError
+
+    if isinstance(error, LabelingJobConflictError | ParamValidationError):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400
+        return error_code(error) in NON_RETRYABLE_ERROR_CODES and int(status) < 500
+    return False
+
+
+def gt_error_message(error: BaseException) -> str:
+    """`<Code>: <GT's message>` of a ClientError (GT's own words), else the exception's text."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', 'Error')}: {details.get('Message') or error}"
+    return str(error)
+
+
+def error_record(error: BaseException, *, operation: str) -> dict[str, Any]:
+    """What a failed GT call leaves in XCom (key `error`) for batch/show and the batch's outcome."""
+    return {
+        "operation": operation,
+        "code": error_code(error) or type(error).__name__,
+        "message": gt_error_message(error),
+        "retryable": not is_non_retryable(error),
+    }
+
+
 def task_type_from_lambda_arn(arn: str | None) -> str | None:
     """GT task type from a built-in pre-human-task Lambda ARN (`...:function:PRE-{TaskType}`)."""
     if not arn:

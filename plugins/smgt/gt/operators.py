@@ -8,9 +8,27 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-from smgt.gt.hooks import LabelingJobHook, resolve_connection_params, workforce_of
+from smgt.gt.hooks import (
+    LabelingJobHook,
+    error_record,
+    gt_error_message,
+    is_non_retryable,
+    resolve_connection_params,
+    workforce_of,
+)
 from smgt.gt.requests import output_manifest_uri
+
+# XCom key of the GT error a failed try leaves (read by batch/show and the batch's outcome).
+ERROR_XCOM_KEY = "error"
+
+
+def push_error(context: Any, error: BaseException, *, operation: str) -> None:
+    """Leave `error_record(error)` in the task's XCom (no-op without a task instance)."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is not None:
+        ti.xcom_push(key=ERROR_XCOM_KEY, value=error_record(error, operation=operation))
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,6 +45,12 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
 
     Returns (and pushes as XCom) ``{"LabelingJobName", "LabelingJobArn", "OutputManifestS3Uri",
     "adopted"}``.
+
+    Fails fast: an error no retry can fix (:func:`smgt.gt.hooks.is_non_retryable`: validation,
+    access denied, resource limits, the name taken by a different job) fails the task at once with
+    GT's message (``AirflowFailException``: no task retries). Throttling, 5xx and network errors are
+    retried by botocore and then by the task's retries. Either way GT's error is left in XCom under
+    ``error`` (``{"operation", "code", "message", "retryable"}``).
 
     :param request: Keyword arguments of ``CreateLabelingJob``. (templated)
     :param aws_conn_id: The Airflow connection used for AWS credentials.
@@ -57,7 +81,16 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         self.request = request
 
     def execute(self, context: Context) -> dict[str, Any]:
-        created = self.hook.create_labeling_job(self.request)
+        try:
+            created = self.hook.create_labeling_job(self.request)
+        except Exception as error:
+            push_error(context, error, operation="CreateLabelingJob")
+            if is_non_retryable(error):
+                name = self.request.get("LabelingJobName")
+                raise AirflowFailException(
+                    f"CreateLabelingJob {name} failed with an error no retry can fix: {gt_error_message(error)}"
+                ) from error
+            raise
         result = {
             "LabelingJobName": created["LabelingJobName"],
             "LabelingJobArn": created["LabelingJobArn"],

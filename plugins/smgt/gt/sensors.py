@@ -11,16 +11,25 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.amazon.version_compat import NOTSET, ArgNotSet
-from airflow.providers.common.compat.sdk import AirflowException, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    PokeReturnValue,
+    conf,
+)
 
 from smgt.gt.hooks import (
     FAILED_STATES,
+    NON_RETRYABLE_ERROR_CODES,
     NON_TERMINAL_STATES,
     SUCCESS_STATES,
     LabelingJobHook,
+    gt_error_message,
+    is_non_retryable,
     labeling_job_summary,
     resolve_connection_params,
 )
+from smgt.gt.operators import push_error
 from smgt.gt.triggers import LabelingJobTrigger
 from smgt.settings import get_settings
 
@@ -31,8 +40,11 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = timedelta(days=21)
 
 
-class LabelingJobFailedError(AirflowException):
-    """The labeling job ended Failed or Stopped; the message carries GT's FailureReason."""
+class LabelingJobFailedError(AirflowFailException):
+    """The labeling job ended Failed or Stopped; the message carries GT's FailureReason.
+
+    An AirflowFailException: the job's end is final, so the task fails without retries.
+    """
 
 
 def default_deferrable() -> bool:
@@ -61,6 +73,10 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
 
     Killing the task (``on_kill`` when poking, the trigger's ``on_kill`` when deferred) stops the
     labeling job unless ``stop_job_on_kill`` is False.
+
+    Fails fast: a job that ended Failed/Stopped, or a ``DescribeLabelingJob`` error no retry can fix
+    (e.g. ResourceNotFound, AccessDeniedException), fails the task without retries and leaves
+    GT's words in XCom under ``error``; throttling and transient errors are retried.
 
     :param job_name: The name of the labeling job. (templated)
     :param deferrable: Wait in the triggerer instead of holding a worker slot.
@@ -107,6 +123,25 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
         self.stop_job_on_kill = stop_job_on_kill
 
     def execute(self, context: Context) -> Any:
+        try:
+            return self._execute(context)
+        except Exception as error:
+            self._fail_fast(context, error)
+            raise
+
+    def _fail_fast(self, context: Context, error: BaseException) -> None:
+        """Record GT's error; turn one no retry can fix into an AirflowFailException.
+
+        (Deferring raises TaskDeferred, a BaseException: it never reaches here.)
+        """
+        push_error(context, error, operation="wait_for_job")
+        if is_non_retryable(error):
+            raise AirflowFailException(
+                f"Waiting for labeling job {self.job_name} failed with an error no retry can fix: "
+                f"{gt_error_message(error)}"
+            ) from error
+
+    def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         # One synchronous look first: a job that has already ended needs no triggerer round trip.
@@ -147,13 +182,21 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            return self._execute_complete(event)
+        except Exception as error:
+            self._fail_fast(context, error)
+            raise
+
+    def _execute_complete(self, event: dict[str, Any] | None) -> dict[str, Any]:
         event = validate_execute_complete_event(event)
         if not event.get("LabelingJobStatus"):
             if event.get("status") != "success":
                 # E.g. the job does not exist: the trigger's message says why waiting failed.
-                raise AirflowException(
-                    f"Error while waiting for labeling job {self.job_name}: {event.get('message')}"
-                )
+                message = f"Error while waiting for labeling job {self.job_name}: {event.get('message')}"
+                if event.get("errorCode") in NON_RETRYABLE_ERROR_CODES:
+                    raise AirflowFailException(message)
+                raise AirflowException(message)
             # The trigger could not describe the job at the end; look once more from the worker.
             event = {**event, **labeling_job_summary(self.hook.describe_labeling_job(self.job_name))}
         summary = {key: event.get(key) for key in _SUMMARY_KEYS if key in event}

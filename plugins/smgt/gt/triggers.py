@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import BotoCoreError, ClientError
 
-from smgt.gt.hooks import WAITER_NAME, LabelingJobHook, labeling_job_summary
+from smgt.gt.hooks import WAITER_NAME, LabelingJobHook, error_code, labeling_job_summary
 
 # 21 days of 30 s polls: a batch job's tasks stay available up to 10 days and a worker may then
 # hold a video / point-cloud task up to 7 more, so the job can legitimately run this long.
@@ -27,7 +27,8 @@ class LabelingJobTrigger(AwsBaseWaiterTrigger):
     ``Stopped`` fail, ``Initializing``, ``InProgress`` and ``Stopping`` keep waiting. Every poll
     logs the status and ``LabelCounters`` so progress shows in the task log. The event carries
     the final job summary (status, ``LabelCounters``, ``FailureReason``, output manifest URI),
-    read with one more ``DescribeLabelingJob`` after the waiter ends.
+    read with one more ``DescribeLabelingJob`` after the waiter ends, or ``errorCode`` when that
+    describe failed (e.g. ``ResourceNotFound``).
 
     :param job_name: The name of the labeling job.
     :param waiter_delay: The amount of time in seconds to wait between attempts. (default: 30)
@@ -116,8 +117,10 @@ class LabelingJobTrigger(AwsBaseWaiterTrigger):
             description = await client.describe_labeling_job(LabelingJobName=self.job_name)
         except (ClientError, BotoCoreError) as error:
             # The event still reports the outcome; the sensor re-describes when this is missing.
+            # Its error code lets the sensor fail at once when no retry can help (e.g. no such job).
             self.log.warning("Could not describe labeling job %s after waiting: %s", self.job_name, error)
-            return {}
+            code = error_code(error)
+            return {"errorCode": code} if code else {}
         return labeling_job_summary(description)
 
     async def on_kill(self) -> None:
