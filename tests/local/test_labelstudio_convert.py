@@ -742,6 +742,15 @@ def test_parent_shape_without_vertices_fails_clearly(s3: S3, demo_video) -> None
         parent_labels(task, s3)
 
 
+def test_parent_of_another_tool_fails_clearly(s3: S3, demo_video) -> None:
+    """GT adjusts with the parent's own tool: polylines under a BoundingBox adjustment would vanish silently."""
+    lanes = shape_parent(s3, "Polyline", "vertices")
+    boxes = make_task("VideoObjectTrackingAudit", {**lanes.config, "annotationType": "BoundingBox"}, lanes.line)
+    with pytest.raises(ValueError, match=r"its frames hold \['polylines'\], but this adjustment job's annotationType "
+                                         "BoundingBox adjusts 'annotations'"):
+        parent_labels(boxes, s3)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # A real Label Studio: configs accepted, results stored and read back, predictions shown
 

@@ -397,6 +397,22 @@ def test_workers_are_deterministic_for_a_seed(emu, demo):
     assert first.files != other.files
 
 
+def test_adjustment_of_another_tools_labels_fails_the_object(emu, demo):
+    """GT adjusts with the parent's own tool; polylines under a BoundingBox adjustment would vanish silently."""
+    uri = f"s3://{SETTINGS.processing_bucket}/tests/tool-mismatch/SeqLabel.json"
+    seq = emu.s3.get_json(demo["sequence_uri"])
+    emu.s3.put_json(uri, {"tracking-annotations": [
+        {"frame-no": i, "frame": f["frame"], "polylines": [{"vertices": [{"x": 1, "y": 2}, {"x": 3, "y": 4}],
+                                                            "class-id": "0", "label-category-attributes": {}}],
+         "frame-attributes": {}} for i, f in enumerate(seq["frames"])]})
+    config = {**emu.s3.get_json(demo["label_configs"]["vehicle_label_category_audit"]),
+              "auditLabelAttributeName": "lane-ref"}
+    task = simulated.Task("mismatch", 0, {"source-ref": demo["sequence_uri"], "lane-ref": uri},
+                          get_modality("VideoObjectTrackingAudit"), config, "lane-audit-ref", "s3://b/p", 0)
+    with pytest.raises(ValueError, match=r"frames hold \['polylines'\].*annotationType BoundingBox"):
+        simulated.label(task, emu.s3)
+
+
 @pytest.mark.parametrize(("modality", "manifest", "category"), [
     ("VideoObjectDetection", "demo", "vehicle"),
     ("SemanticSegmentation", "images", "road"),

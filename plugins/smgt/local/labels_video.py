@@ -153,7 +153,14 @@ def _video_adjust(task: Task, s3: S3) -> Labeled:
         raise ValueError(f"parent label {parent_attr}: {exc}") from None
     parent_classes = (task.line.get(f"{parent_attr}-metadata") or {}).get("class-map", {})
     seq = s3.get_json(task.line["source-ref"])
-    list_key = SEQ_LABEL_LISTS.get(task.config.get("annotationType", "BoundingBox"), "annotations")
+    kind = task.config.get("annotationType", "BoundingBox")
+    list_key = SEQ_LABEL_LISTS.get(kind, "annotations")
+    # GT adjusts with the parent's own tool ("select the same task type as the labeling job that you
+    # chained", sms-verification-data.html): labels of another tool would silently vanish.
+    other = sorted({k for f in by_name.values() for k in SEQ_LABEL_LISTS.values() if k != list_key and f.get(k)})
+    if other:
+        raise ValueError(f"parent label {parent_attr}: its frames hold {other}, but this adjustment job's "
+                         f"annotationType {kind} adjusts {list_key!r}")
     names = {lab["label"]: i for i, lab in enumerate(task.labels)}
     frames, used, any_adjusted = [], set(), False
     for i, name in enumerate(f["frame"] for f in seq["frames"]):

@@ -302,6 +302,11 @@ def _video_parent(task: Task, s3: S3, controls: Controls, attr: str, meta: dict[
         raise InputError(f"parent label {attr}: SeqLabel {uri!r}: {exc}") from None
     name = _label_namer(controls, meta, attr)
     list_key = LIST_FOR_KIND[controls.annotation_type]
+    # GT adjusts with the parent's own tool (sms-verification-data.html): another tool's labels would vanish.
+    other = sorted({k for f in by_name.values() for k in LIST_FOR_KIND.values() if k != list_key and f.get(k)})
+    if other:
+        raise InputError(f"parent label {attr}: its frames hold {other}, but this adjustment job's annotationType "
+                         f"{controls.annotation_type} adjusts {list_key!r}")
     objects: list[ParentObject] = []
     frame_attributes: list[dict[str, Any]] = []
     for item, (frame_name, _) in enumerate(frames):  # only the frames of this (down-sampled) sequence
