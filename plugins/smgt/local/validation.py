@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,8 +123,8 @@ def _scalar_problems(shape: Any, value: Any, path: str) -> list[str]:
         if "enum" in meta and value not in meta["enum"]:
             problems.append(f"Member must satisfy enum value set: [{', '.join(meta['enum'])}]")
     elif kind in ("integer", "long", "float", "double"):
-        if isinstance(value, bool) or not isinstance(value, int | float) or (kind in ("integer", "long")
-                                                                            and value != int(value)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
+                kind in ("integer", "long") and value != int(value)):
             raise SerializationException(f"Value at '{path}' must be a number of type {kind}, got {value!r}")
         if "min" in meta and value < meta["min"]:
             problems.append(f"Member must have value greater than or equal to {meta['min']}")
