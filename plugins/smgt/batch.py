@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from smgt.config import BatchConfig, LabelingJobConfig, validate_batch_config
+from smgt.config import BatchConfig, BatchConfigError, LabelingJobConfig, validate_batch_config
 from smgt.gt.requests import (
     build_create_labeling_job_request,
     label_category_config_for_job,
@@ -30,7 +30,10 @@ INTERNAL_ERROR = "INTERNAL_ERROR"
 VALIDATION_FAIL = "VALIDATION_FAIL"
 BATCH_STATUSES = (IN_PROGRESS, WAIT_FOR_META_DATA_INPUT, COMPLETE, INTERNAL_ERROR, VALIDATION_FAIL)
 
-# Job statuses. PENDING: not started yet (its level has not begun).
+# Job statuses (SPEC section 3's four, plus PENDING). WAIT_FOR_SMGT_RESPONSE only once GT answered
+# CreateLabelingJob (the job exists and runs); PENDING: no GT job yet, either because its level has
+# not begun or because its input is being prepared / CreateLabelingJob is being called or retried
+# (batch/show's `statusMessage` says which). A create GT refused makes the job FAILED with GT's words.
 JOB_RUNNING = "WAIT_FOR_SMGT_RESPONSE"
 JOB_COMPLETE = "COMPLETE"
 JOB_FAILED = "FAILED"
@@ -56,25 +59,45 @@ def job_inputs_prefix(settings: Settings, batch_id: str, job_name: str) -> str:
     return f"{batch_prefix(settings, batch_id)}/inputs/{job_name}"
 
 
+# `load_batch(preflight=...)` default: the pre-flight through the settings' AWS connection.
+USE_CONNECTION = "connection"
+# XCom key under which a rejected run's resolve task leaves every problem (shown by batch/show).
+REJECTION_XCOM_KEY = "problems"
+
+
 def load_batch(
     conf: Mapping[str, Any],
     *,
     run_id: str,
     settings: Settings,
     foreign_job_names: Callable[[Iterable[str]], Iterable[str]] | None = None,
+    preflight: Callable[[BatchConfig], Iterable[str]] | str | None = USE_CONNECTION,
 ) -> BatchConfig:
-    """Validate a run's conf (every rule of SPEC section 2) before anything touches AWS.
+    """Validate a run's conf (every rule of SPEC section 2), then pre-flight it, before anything
+    is created.
 
     `foreign_job_names` returns names that exist in GT but do not belong to this batch (a retry of
-    this task must not reject the jobs this same batch already created).
+    this task must not reject the jobs this same batch already created). `preflight` checks what the
+    config names on AWS (`smgt.preflight`; by default through `settings.aws_conn_id`, None skips
+    it). A rejected config raises BatchConfigError with every problem, which a running task also
+    leaves in XCom (`REJECTION_XCOM_KEY`) for batch/show.
     """
-    config = validate_batch_config(
-        dict(conf),
-        region=settings.region,
-        max_job_level=settings.max_job_level,
-        max_jobs=settings.max_jobs_per_batch,
-        existing_job_names=foreign_job_names,
-    )
+    if preflight == USE_CONNECTION:
+        from smgt.preflight import connection_preflight
+
+        preflight = connection_preflight(settings)
+    try:
+        config = validate_batch_config(
+            dict(conf),
+            region=settings.region,
+            max_job_level=settings.max_job_level,
+            max_jobs=settings.max_jobs_per_batch,
+            existing_job_names=foreign_job_names,
+            preflight=preflight if callable(preflight) else None,
+        )
+    except BatchConfigError as exc:
+        record_rejection(exc.problems)
+        raise
     # Runs triggered through the batch API use run id = batchId; runs from the UI form or
     # dag.test get a generated id (manual__...), and are found by their conf's batchId instead.
     if config.batchId != run_id and "__" not in run_id:
@@ -83,6 +106,17 @@ def load_batch(
             f"(e.g. `airflow dags trigger smgt_batch --run-id {config.batchId} --conf ...`) or leave it generated"
         )
     return config
+
+
+def record_rejection(problems: list[str]) -> None:
+    """Leave a rejected config's problems in the running task's XCom; a no-op outside a task."""
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+    except Exception:  # not inside a running task (unit tests, the API)
+        return
+    ti.xcom_push(key=REJECTION_XCOM_KEY, value=list(problems))
 
 
 def jobs_owned_by_others(hook: Any, names: Iterable[str], batch_id: str) -> list[str]:
@@ -241,12 +275,14 @@ def batch_outcome(
     results: Iterable[Mapping[str, Any]],
     started: Iterable[str],
     describe: Callable[[str], Mapping[str, Any] | None],
+    errors: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Final status of a batch once no task runs any more.
 
     `results` are the collected results of completed jobs, `started` the names of jobs whose GT job
     may exist (their level was planned). For a started job with no result, GT itself says what
-    happened (`describe`, None when the job was never created).
+    happened (`describe`, None when the job was never created); `errors` (lower-case job name ->
+    message) carries GT's answer to a create that failed, so a job never created is named with it.
     """
     by_name = {r["jobName"].lower(): dict(r) for r in results if r}
     started_names = {n.lower() for n in started}
@@ -258,8 +294,8 @@ def batch_outcome(
         if result is None and key in started_names:
             description = describe(job.jobName)
             if description is None:
-                result = {"jobName": job.jobName, "status": JOB_FAILED,
-                          "failureReason": "the labeling job was never created (see the create task's log)"}
+                reason = (errors or {}).get(key) or "the labeling job was never created (see the create task's log)"
+                result = {"jobName": job.jobName, "status": JOB_FAILED, "failureReason": reason}
             else:
                 result = collected_result(description)
         if result is None:

@@ -15,9 +15,10 @@ A batch file is a batch config template:
         jobLevel: 1
       ...
 
-`check_batch_file` runs at parse time (no network: label-config files must exist, the config it
-would produce must validate); `materialize_batch` runs in the DAG's first task (uploads, frame
-inputs, final validation against GT).
+`read_batch_file` runs at parse time (no network: label-config files must exist and follow GT's
+label category config rules, the config it would produce must validate); `materialize_batch` runs
+in the DAG's first task: validation against GT and the pre-flight (`smgt.preflight`: fixed input
+manifests, frame prefixes, topic, work teams) first, then the uploads and frame inputs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import copy
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,43 @@ def read_batch_file(path: Path) -> BatchFile:
         raise BatchFileError(path, problems)
     # A run stamp of full length, so names that would be too long fail now, not at 3 a.m.
     placeholder = batch_id_for(spec["batchIdPrefix"], datetime(2000, 1, 1))
+    sources = _Sources()
     try:
-        config = validate_batch_config(_expand(spec, placeholder, upload=None, frame_manifest=None))
+        config = validate_batch_config(_expand(spec, placeholder, upload=None, frame_manifest=None, sources=sources))
     except BatchConfigError as exc:
         raise BatchFileError(path, exc.problems) from None
+    problems = _label_file_problems(config, sources)
+    if problems:
+        raise BatchFileError(path, problems)
     return BatchFile(path, spec, config)
+
+
+@dataclass
+class _Sources:
+    """What `_expand` read from a batch file besides the conf: by (expanded) job name, the local
+    label config file of a job and the framesS3Prefix its manifest is built from."""
+
+    label_files: dict[str, Path] = field(default_factory=dict)
+    frame_prefixes: dict[str, str] = field(default_factory=dict)
+
+
+def _label_file_problems(config: BatchConfig, sources: _Sources) -> list[str]:
+    """GT's label category config rules applied to the local files (no network)."""
+    from smgt.label_config_rules import check_label_category_config
+
+    problems = []
+    for index, job in enumerate(config.labelingJobs):
+        path = sources.label_files.get(job.jobName.lower())
+        if path is None:
+            continue
+        where = f"labelingJobs[{index}] {job.jobName!r}: labelCategoryConfigFile: {path.name}"
+        try:
+            parsed = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{where}: not valid JSON ({exc})")
+            continue
+        problems.extend(f"{where}: {p}" for p in check_label_category_config(parsed, job.modality))
+    return problems
 
 
 def batches_dir() -> Path:
@@ -135,9 +168,11 @@ def _expand(
     *,
     upload: Any,
     frame_manifest: Any,
+    sources: _Sources | None = None,
 ) -> dict[str, Any]:
     """The batch conf of one run. `upload(file_path) -> s3 uri` and
-    `frame_manifest(job_name, prefix, step) -> manifest uri` do the I/O; None at parse time."""
+    `frame_manifest(job_name, prefix, step) -> manifest uri` do the I/O; None at parse time (and for
+    the pre-flight), when `sources` collects the label files and frame prefixes instead."""
     raw_jobs = spec.get("labelingJobs")
     if not isinstance(raw_jobs, list):
         raise BatchConfigError(["labelingJobs: must be a list of jobs"])
@@ -158,6 +193,8 @@ def _expand(
                 problems.append(f"labelingJobs[{index}]: labelCategoryConfigFile: {config_file!r} not found in include/label_configs/")
                 continue
             job["labelCategoryConfigS3Uri"] = upload(path) if upload else "s3://placeholder-bucket/label.json"
+            if sources is not None and isinstance(job.get("jobName"), str):
+                sources.label_files[job["jobName"].lower()] = path
         inputs = job.get("inputConfig")
         if isinstance(inputs, dict):
             inputs = job["inputConfig"] = dict(inputs)
@@ -174,6 +211,8 @@ def _expand(
                 inputs["inputManifestS3Uri"] = (
                     frame_manifest(job["jobName"], prefix, step) if frame_manifest else "s3://placeholder-bucket/in.manifest"
                 )
+                if sources is not None and isinstance(job.get("jobName"), str):
+                    sources.frame_prefixes[job["jobName"].lower()] = prefix
         jobs.append(job)
     if problems:
         raise BatchConfigError(problems)
@@ -190,13 +229,48 @@ def materialize_batch(
     settings: Settings,
     storage: Any,
     foreign_job_names: Any = None,
+    preflight_clients: Any = "connection",
 ) -> BatchConfig:
-    """Upload the label configs, build frame inputs, and validate the run's batch config."""
-    from smgt.batch import batch_prefix
+    """Validate and pre-flight the run's batch config, then upload the label configs and build
+    frame inputs.
+
+    Nothing is written before the config (with its job names checked by `foreign_job_names`) and
+    the pre-flight passed: the pre-flight reads the local label config files and lists the frame
+    prefixes instead of the objects the run would create. `preflight_clients` are
+    `smgt.preflight.AwsClients` (default: from the settings' AWS connection; None skips it). A
+    rejected config raises BatchConfigError, whose problems a running task also leaves in XCom.
+    """
+    from smgt.batch import batch_prefix, record_rejection
     from smgt.manifests import build_video_inputs_from_prefix
 
     batch_id = batch_id_for(batch_file.prefix, run_time)
     base = batch_prefix(settings, batch_id)
+    sources = _Sources()
+    planned = _expand(batch_file.spec, batch_id, upload=None, frame_manifest=None, sources=sources)
+    preflight = None
+    if preflight_clients is not None:
+        from smgt.preflight import aws_clients, preflight_batch
+
+        clients = aws_clients(settings) if preflight_clients == "connection" else preflight_clients
+
+        def preflight(config: BatchConfig) -> list[str]:
+            local = {name: (path.name, path.read_text(encoding="utf-8")) for name, path in sources.label_files.items()}
+            report = preflight_batch(config, clients, settings=settings, local_label_configs=local,
+                                     frame_prefixes=sources.frame_prefixes)
+            return report.problems
+
+    try:
+        validate_batch_config(
+            planned,
+            region=settings.region,
+            max_job_level=settings.max_job_level,
+            max_jobs=settings.max_jobs_per_batch,
+            existing_job_names=foreign_job_names,
+            preflight=preflight,
+        )
+    except BatchConfigError as exc:
+        record_rejection(exc.problems)
+        raise
 
     def upload(path: Path) -> str:
         uri = f"{base}/label_configs/{path.name}"
@@ -210,10 +284,10 @@ def materialize_batch(
         return inputs.manifest_uri
 
     conf = _expand(batch_file.spec, batch_id, upload=upload, frame_manifest=frame_manifest)
+    # The same config with the real URIs; its names and inputs were checked above.
     return validate_batch_config(
         conf,
         region=settings.region,
         max_job_level=settings.max_job_level,
         max_jobs=settings.max_jobs_per_batch,
-        existing_job_names=foreign_job_names,
     )

@@ -20,10 +20,12 @@ from smgt.batch import (
     JOB_FAILED,
     JOB_PENDING,
     JOB_RUNNING,
+    REJECTION_XCOM_KEY,
     VALIDATION_FAIL,
     WAIT_FOR_META_DATA_INPUT,
 )
 from smgt.dag_factory import FINALIZE_TASK_ID, RESOLVE_TASK_ID, level_group_id
+from smgt.gt.operators import ERROR_XCOM_KEY
 from smgt.metadata import RATE_TASK_ID
 
 BATCH_DAG_ID = "smgt_batch"
@@ -85,11 +87,18 @@ def waiting_rate_task(snapshot: BatchSnapshot) -> tuple[str, int] | None:
 
 
 def batch_status(snapshot: BatchSnapshot) -> str:
+    """SPEC section 3's batch status. A running batch in which a task has failed for good (no retry
+    left, e.g. a CreateLabelingJob that GT refused) is INTERNAL_ERROR at once: its run can only end
+    failed, even while sibling jobs still finish."""
     if snapshot.run_state == "success":
         return COMPLETE
+    resolve_state = snapshot.ti_states.get((RESOLVE_TASK_ID, -1))
+    if resolve_state in FAILED_STATES:
+        return VALIDATION_FAIL
     if snapshot.run_state == "failed":
-        resolve_state = snapshot.ti_states.get((RESOLVE_TASK_ID, -1))
-        return VALIDATION_FAIL if resolve_state in FAILED_STATES else INTERNAL_ERROR
+        return INTERNAL_ERROR
+    if any(state == "failed" for state in snapshot.ti_states.values()):
+        return INTERNAL_ERROR
     return WAIT_FOR_META_DATA_INPUT if waiting_rate_task(snapshot) else IN_PROGRESS
 
 
@@ -116,13 +125,18 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             "outputS3Uri": None,
             "downSamplingRate": inputs.get("downSamplingRate"),
         }
-        if index is not None:
+        if index is None:
+            finished = snapshot.run_state not in ("queued", "running")
+            row["statusMessage"] = (f"not started: the batch ended before level {level} began" if finished
+                                    else f"not started: level {level} has not begun")
+        else:
             group = f"{level_group_id(level)}.job"
             tasks = snapshot.tasks_of_job(level, index)
             prepared = {k: snapshot.xcom(f"{group}.prepare_input", index, k)
                         for k in ("inputManifestS3Uri", "labelCategoryS3Uri", "downSamplingRate", "sampling")}
             created = snapshot.xcom(f"{group}.create_job", index) or {}
             collected = snapshot.xcom(f"{group}.collect_output", index) or {}
+            row["levelStarted"] = True
             row["inputS3Uri"] = prepared["inputManifestS3Uri"] or row["inputS3Uri"]
             row["labelCategoryS3Uri"] = prepared["labelCategoryS3Uri"] or row["labelCategoryS3Uri"]
             if prepared["downSamplingRate"] is not None:
@@ -131,20 +145,49 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
                 row["sampling"] = prepared["sampling"]
             row["outputS3Uri"] = collected.get("outputManifestS3Uri") or created.get("OutputManifestS3Uri")
             row["workforce"] = collected.get("workforce") or created.get("Workforce")
+            errors = {task: snapshot.xcom(f"{group}.{task}", index, ERROR_XCOM_KEY)
+                      for task in ("prepare_input", "create_job", "wait_for_job", "collect_output")}
             if collected:
                 row["status"] = collected.get("status", JOB_COMPLETE)
                 row["labelCounters"] = collected.get("labelCounters")
             elif any(state in FAILED_STATES for state in tasks.values()):
                 row["status"] = JOB_FAILED
-            elif any(state in ACTIVE_STATES or state == "success" for state in tasks.values()):
+                failed = next((t for t in errors if tasks.get(t) == "failed" and errors[t]), None)
+                if failed is None:
+                    row["failureReason"] = "a task of this job failed; see its log"
+                elif failed == "wait_for_job":  # the sensor's message already says how the job ended
+                    row["failureReason"] = errors[failed]["message"]
+                else:
+                    row["failureReason"] = f"{errors[failed].get('operation', failed)} failed: {errors[failed]['message']}"
+            elif created:
+                # Only a job CreateLabelingJob answered for (created or adopted) runs in GT.
                 row["status"] = JOB_RUNNING
+            else:
+                row["statusMessage"] = _not_created_yet(tasks, errors)
         final = outcome_jobs.get(name.lower())
         if final and final.get("status") not in (None, JOB_PENDING):
             row["status"] = final["status"]
             if final.get("failureReason"):
                 row["failureReason"] = final["failureReason"]
+        if row["status"] != JOB_PENDING:
+            row.pop("statusMessage", None)
         rows.append(row)
     return rows
+
+
+def _not_created_yet(tasks: dict[str, str], errors: dict[str, Any]) -> str:
+    """Why a job of a level that has begun has no GT job yet (PENDING's statusMessage)."""
+    create, prepare = tasks.get("create_job"), tasks.get("prepare_input")
+    error = errors.get("create_job") or {}
+    if create == "up_for_retry" and error:
+        return f"not created yet: CreateLabelingJob failed ({error.get('message')}); it will be retried"
+    if create in ACTIVE_STATES:
+        return "not created yet: calling CreateLabelingJob"
+    if prepare == "up_for_retry" and errors.get("prepare_input"):
+        return f"not created yet: preparing its input failed ({errors['prepare_input'].get('message')}); retrying"
+    if prepare in ACTIVE_STATES or prepare == "success":
+        return "not created yet: preparing its input"
+    return "not created yet: its level has begun"
 
 
 def _level_status(rows: list[dict[str, Any]], waiting: bool) -> str:
@@ -155,7 +198,7 @@ def _level_status(rows: list[dict[str, Any]], waiting: bool) -> str:
         return INTERNAL_ERROR
     if waiting:
         return WAIT_FOR_META_DATA_INPUT
-    if JOB_RUNNING in statuses:
+    if JOB_RUNNING in statuses or any(r.get("levelStarted") for r in rows):
         return IN_PROGRESS
     return JOB_PENDING
 
@@ -205,7 +248,7 @@ def _job_level_entry(batch_id: str, row: Mapping[str, Any], presign: Callable[[s
         "jobLevel": row["jobLevel"],
         "downSamplingRate": row.get("downSamplingRate"),
     }
-    for extra in ("labelCounters", "sampling", "failureReason", "workforce"):
+    for extra in ("labelCounters", "sampling", "failureReason", "statusMessage", "workforce"):
         if row.get(extra) is not None:
             entry[extra] = row[extra]
     return entry
@@ -218,9 +261,15 @@ def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -
         outcome = snapshot.xcom(FINALIZE_TASK_ID, key="outcome") or {}
         if outcome.get("message"):
             return outcome["message"]
-        failed = [r["jobName"] for r in rows if r["status"] == JOB_FAILED]
-        return f"failed jobs: {', '.join(failed)}" if failed else "a batch task failed; see the run's task logs"
+        failed = [f"job {r['jobName']} (level {r['jobLevel']}) FAILED: {r.get('failureReason') or 'see its log'}"
+                  for r in rows if r["status"] == JOB_FAILED]
+        if failed and snapshot.run_state in ("queued", "running"):
+            failed.append("jobs already running finish before the batch ends")
+        return "; ".join(failed) if failed else "a batch task failed; see the run's task logs"
     if status == VALIDATION_FAIL:
+        problems = snapshot.xcom(RESOLVE_TASK_ID, key=REJECTION_XCOM_KEY)
+        if problems:
+            return "the batch config was rejected before anything was created: " + "; ".join(problems)
         return "the batch config was rejected before anything was created; see resolve_batch's log"
     return None
 
@@ -336,11 +385,12 @@ def run_status(session: Any, run: Any) -> str:
     state = str(run.state)
     if state == "success":
         return COMPLETE
-    rows = session.execute(select(TaskInstance.task_id, TaskInstance.state).where(
+    rows = session.execute(select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
         TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id,
-        (TaskInstance.task_id == RESOLVE_TASK_ID) | TaskInstance.task_id.like(f"%.{RATE_TASK_ID}"))).all()
+        (TaskInstance.task_id == RESOLVE_TASK_ID) | TaskInstance.task_id.like(f"%.{RATE_TASK_ID}")
+        | (TaskInstance.state == "failed"))).all()
     snapshot = BatchSnapshot(batch_id="", dag_id=run.dag_id, run_id=run.run_id, run_state=state, conf={},
-                             ti_states={(task_id, -1): str(s) for task_id, s in rows})
+                             ti_states={(task_id, index): str(s) for task_id, index, s in rows})
     return batch_status(snapshot)
 
 

@@ -72,6 +72,21 @@ def _collected(ti: Any, level: int) -> list[dict[str, Any]]:
     return [pulled] if isinstance(pulled, dict) else [r for r in (pulled or []) if r]
 
 
+def _job_errors(ti: Any, level: int, plans: list[dict[str, Any]]) -> dict[str, str]:
+    """GT's words for each job of a level whose create (or input) failed: job name -> message."""
+    from smgt.gt.operators import ERROR_XCOM_KEY
+
+    errors: dict[str, str] = {}
+    for index, spec in enumerate(plans):
+        for task_id in ("create_job", "prepare_input"):
+            record = ti.xcom_pull(task_ids=f"{level_group_id(level)}.job.{task_id}", key=ERROR_XCOM_KEY,
+                                  map_indexes=index)
+            if isinstance(record, dict) and record.get("message"):
+                errors[spec["job_name"].lower()] = f"{record.get('operation', task_id)} failed: {record['message']}"
+                break
+    return errors
+
+
 def _batch_config(ti: Any) -> Any:
     from smgt.config import BatchConfig
 
@@ -97,12 +112,32 @@ def plan_jobs(level: int) -> list[dict[str, Any]]:
 def prepare_input(
     batch_id: str, job_name: str, job: dict, parent: dict | None, rate: float | None
 ) -> dict[str, Any]:
-    """Chained input manifest (down-sampled), audit category config, UI template; the GT request."""
+    """Chained input manifest (down-sampled), audit category config, UI template; the GT request.
+
+    Fails fast (no retries) when no retry can help: a parent output that is not a usable manifest,
+    a request that cannot be built, or S3 answering NoSuchKey / AccessDenied. The error is left in
+    XCom (`error`) for batch/show.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
     from smgt.batch import prepare_job_input
+    from smgt.gt.hooks import gt_error_message, is_non_retryable
+    from smgt.gt.operators import push_error
+    from smgt.gt.requests import RequestBuildError
+    from smgt.manifests import ManifestError
 
     settings = get_settings()
     spec = {"batch_id": batch_id, "job_name": job_name, "job": job, "parent": parent, "rate": rate}
-    return prepare_job_input(spec, settings=settings, storage=s3_storage(settings))
+    try:
+        return prepare_job_input(spec, settings=settings, storage=s3_storage(settings))
+    except Exception as error:
+        context = get_current_context()
+        push_error(context, error, operation="prepare_input")
+        if isinstance(error, ManifestError | RequestBuildError) or is_non_retryable(error):
+            raise AirflowFailException(
+                f"job {job_name}: its input cannot be prepared: {gt_error_message(error)}"
+            ) from error
+        raise
 
 
 @task(map_index_template="{{ task.op_kwargs['job_name'] }}")
@@ -150,10 +185,12 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
     config = _batch_config(ti)
     results: list[dict[str, Any]] = []
     started: list[str] = []
+    errors: dict[str, str] = {}
     for level in range(1, max_level + 1):
         results.extend(_collected(ti, level))
         plans = ti.xcom_pull(task_ids=plan_task_id(level)) or []
         started.extend(spec["job_name"] for spec in plans)
+        errors.update(_job_errors(ti, level, plans))
     hook = _gt_hook(settings)
 
     def describe(name: str) -> dict[str, Any] | None:
@@ -164,7 +201,7 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
         except ClientError:
             return None
 
-    outcome = batch_outcome(config, results=results, started=started, describe=describe)
+    outcome = batch_outcome(config, results=results, started=started, describe=describe, errors=errors)
     topic = config.destinationSnsArn or settings.default_sns_topic_arn
     SnsHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).publish_to_target(
         target_arn=topic,

@@ -116,6 +116,12 @@ def _batch_status_module() -> Any:
     return batch_status
 
 
+def _preflight_unavailable() -> type[Exception]:
+    from smgt.preflight import PreflightUnavailableError
+
+    return PreflightUnavailableError
+
+
 def _batch_exists(session: Any, batch_id: str) -> bool:
     """A run of the batch DAG or of any recurring batch DAG already uses this id."""
     from airflow.models.dagrun import DagRun
@@ -214,8 +220,10 @@ def create_app() -> FastAPI:
             }
         },
         responses={
-            400: {"description": "Invalid config; `errors` lists every problem"},
+            400: {"description": "Invalid config, or what it names on S3 / SNS / SageMaker fails the "
+                                 "pre-flight (smgt.preflight); `errors` lists every problem, nothing was created"},
             409: {"description": "batchId already used"},
+            502: {"description": "AWS could not be reached to pre-flight the batch; nothing was created"},
         },
     )
     def batch_create(
@@ -232,6 +240,17 @@ def create_app() -> FastAPI:
                 return True
             return False
 
+        reports: list[Any] = []
+
+        def preflight(config: Any) -> list[str]:
+            # Everything the valid config names on AWS, read with the deployment's credentials
+            # (smgt.preflight: bounded in calls and time); nothing is written.
+            from smgt.preflight import preflight_batch
+
+            report = preflight_batch(config, aws.preflight_clients(settings), settings=settings)
+            reports.append(report)
+            return report.problems
+
         try:
             config = validate_batch_config(
                 body,
@@ -240,6 +259,7 @@ def create_app() -> FastAPI:
                 max_jobs=settings.max_jobs_per_batch,
                 batch_exists=batch_exists,
                 existing_job_names=lambda names: aws.existing_job_names(names, settings),
+                preflight=preflight,
             )
         except BatchConfigError as exc:
             if duplicate:
@@ -251,7 +271,7 @@ def create_app() -> FastAPI:
                 f"invalid batch config: {len(exc.problems)} problem(s)",
                 exc.problems,
             ) from None
-        except aws.AwsUnavailableError as exc:
+        except (aws.AwsUnavailableError, _preflight_unavailable()) as exc:
             raise ApiError(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
 
         # Trigger through Airflow's own POST /dagRuns code (params validation, import-error and
@@ -296,7 +316,10 @@ def create_app() -> FastAPI:
 
         if session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == BATCH_DAG_ID)):
             message += f"; the {BATCH_DAG_ID} DAG is paused, so the batch starts when it is unpaused"
-        return {"batchId": run.run_id, "status": "IN_PROGRESS", "message": message}
+        answer: dict[str, Any] = {"batchId": run.run_id, "status": "IN_PROGRESS", "message": message}
+        if reports:
+            answer["preflight"] = reports[-1].summary()
+        return answer
 
     @app.get(
         "/batch/show",

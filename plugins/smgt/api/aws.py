@@ -58,6 +58,27 @@ def client(service: str, settings: Settings) -> Any:
     return made
 
 
+def preflight_clients(settings: Settings) -> Any:
+    """`smgt.preflight.AwsClients` from the same connection, with the pre-flight's short timeouts."""
+    key = ("preflight", settings.aws_conn_id, settings.region)
+    now = time.monotonic()
+    with _clients_lock:
+        cached = _clients.get(key)
+        if cached and now - cached[0] < _CLIENT_TTL_SECONDS:
+            return cached[1]
+    from smgt.preflight import aws_clients
+
+    try:
+        made = aws_clients(settings)
+    except Exception as exc:  # connection missing or malformed: say which one
+        raise AwsUnavailableError(
+            f"cannot build AWS clients from Airflow connection {settings.aws_conn_id!r}: {exc}"
+        ) from exc
+    with _clients_lock:
+        _clients[key] = (now, made)
+    return made
+
+
 def presigner(settings: Settings) -> Any:
     """A `presign(s3_uri) -> url` callable for describe_batch (GET URLs, PRESIGN_SECONDS long)."""
     s3 = client("s3", settings)

@@ -28,6 +28,7 @@ _STATUS_COLOURS = {
     "FAILED": "#b00020",
     "STOPPED": "#b00020",
     "WAIT_FOR_SMGT_RESPONSE": "#1f5fa8",
+    "PENDING": "#777",
 }
 
 _STYLE = """
@@ -59,6 +60,15 @@ def _workforce(name: Any) -> str:
     if not name:
         return '<span class="muted">-</span>'
     return escape(_WORKFORCES.get(str(name), str(name)))
+
+
+def _job_detail(job: dict[str, Any]) -> str:
+    """Why a job failed (GT's words) or why it has no GT job yet, under its status."""
+    if job.get("failureReason"):
+        return f'<br><span class="err">{escape(str(job["failureReason"]))}</span>'
+    if job.get("statusMessage"):
+        return f'<br><span class="muted">{escape(str(job["statusMessage"]))}</span>'
+    return ""
 
 
 def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int] | None = None) -> str:
@@ -93,7 +103,7 @@ def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int
                 "<tr>"
                 f"<td>level {number} ({_status(level.get('status'))}, {escape(done)} done)</td>"
                 f"<td>{escape(str(job.get('labelingJobName', '')))}</td>"
-                f"<td>{_status(job.get('batchStatus', ''))}</td>"
+                f"<td>{_status(job.get('batchStatus', ''))}{_job_detail(job)}</td>"
                 f"<td>{escape(str(job.get('labelAttributeName', '')))}</td>"
                 f"<td>{_workforce(job.get('workforce'))}</td>"
                 f"<td>{_link(job.get('jobInputS3Url'), 'input manifest')}</td>"

@@ -1,0 +1,113 @@
+"""Honest job and batch statuses (smgt.batch_status) from Airflow's state, as pure functions of a snapshot.
+
+A job is WAIT_FOR_SMGT_RESPONSE only once GT answered its CreateLabelingJob; before that it is
+PENDING with a statusMessage saying why; a create GT refused makes it FAILED with GT's words and
+the batch INTERNAL_ERROR at once, while its siblings still run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sample_batches import notebook_batch
+
+from smgt.batch_status import BatchSnapshot, batch_status, describe_batch
+from smgt.config import validate_batch_config
+
+BATCH = "st-1"
+GROUP = "level_1.job"
+
+
+def snapshot(ti_states: dict[tuple[str, int], str], xcoms: dict[tuple[str, int, str], Any] | None = None,
+             run_state: str = "running") -> BatchSnapshot:
+    config = validate_batch_config(notebook_batch(BATCH)).to_conf()
+    plans = [{"job_name": f"{BATCH}-vehicle"}, {"job_name": f"{BATCH}-lane"}]
+    base = {("resolve_batch", -1, "return_value"): config, ("level_1.plan_jobs", -1, "return_value"): plans}
+    states = {("resolve_batch", -1): "success", ("level_1.plan_jobs", -1): "success", **ti_states}
+    return BatchSnapshot(batch_id=BATCH, dag_id="smgt_batch", run_id=BATCH, run_state=run_state, conf=config,
+                         ti_states=states, xcoms={**base, **(xcoms or {})})
+
+
+def jobs(detail: dict[str, Any], level: str = "firstLevel") -> dict[str, dict[str, Any]]:
+    return {j["labelingJobName"].removeprefix(f"{BATCH}-"): j for j in detail[level]["jobLevels"]}
+
+
+def test_a_job_is_pending_until_gt_answered_its_create() -> None:
+    created = {"LabelingJobName": f"{BATCH}-vehicle", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
+    snap = snapshot(
+        {(f"{GROUP}.prepare_input", 0): "success", (f"{GROUP}.create_job", 0): "success",
+         (f"{GROUP}.wait_for_job", 0): "deferred", (f"{GROUP}.prepare_input", 1): "running"},
+        {(f"{GROUP}.create_job", 0, "return_value"): created},
+    )
+    detail = describe_batch(snap)
+    level1 = jobs(detail)
+    assert level1["vehicle"]["batchStatus"] == "WAIT_FOR_SMGT_RESPONSE" and "statusMessage" not in level1["vehicle"]
+    assert level1["lane"]["batchStatus"] == "PENDING"
+    assert level1["lane"]["statusMessage"] == "not created yet: preparing its input"
+    assert detail["firstLevel"]["status"] == "IN_PROGRESS"
+    second = jobs(detail, "secondLevel")
+    assert {j["batchStatus"] for j in second.values()} == {"PENDING"}
+    assert second["vehicle-audit"]["statusMessage"] == "not started: level 2 has not begun"
+    assert detail["secondLevel"]["status"] == "PENDING"
+    assert detail["status"] == "IN_PROGRESS"
+
+
+def test_a_create_being_retried_says_so_with_gts_words() -> None:
+    error = {"operation": "CreateLabelingJob", "code": "ThrottlingException",
+             "message": "ThrottlingException: Rate exceeded", "retryable": True}
+    snap = snapshot({(f"{GROUP}.prepare_input", 0): "success", (f"{GROUP}.create_job", 0): "up_for_retry",
+                     (f"{GROUP}.prepare_input", 1): "success", (f"{GROUP}.create_job", 1): "running"},
+                    {(f"{GROUP}.create_job", 0, "error"): error})
+    level1 = jobs(describe_batch(snap))
+    assert level1["vehicle"]["batchStatus"] == "PENDING"
+    assert level1["vehicle"]["statusMessage"] == (
+        "not created yet: CreateLabelingJob failed (ThrottlingException: Rate exceeded); it will be retried")
+    assert level1["lane"]["statusMessage"] == "not created yet: calling CreateLabelingJob"
+    assert batch_status(snap) == "IN_PROGRESS"
+
+
+def test_a_refused_create_fails_the_job_and_the_batch_at_once_naming_job_and_message() -> None:
+    error = {"operation": "CreateLabelingJob", "code": "ValidationException",
+             "message": "ValidationException: Cannot read the input manifest", "retryable": False}
+    created = {"LabelingJobName": f"{BATCH}-lane", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
+    snap = snapshot(
+        {(f"{GROUP}.prepare_input", 0): "success", (f"{GROUP}.create_job", 0): "failed",
+         (f"{GROUP}.wait_for_job", 0): "upstream_failed", (f"{GROUP}.collect_output", 0): "upstream_failed",
+         (f"{GROUP}.prepare_input", 1): "success", (f"{GROUP}.create_job", 1): "success",
+         (f"{GROUP}.wait_for_job", 1): "deferred"},
+        {(f"{GROUP}.create_job", 0, "error"): error, (f"{GROUP}.create_job", 1, "return_value"): created},
+    )
+    detail = describe_batch(snap)
+    assert detail["status"] == "INTERNAL_ERROR"  # the run still runs: its sibling finishes first
+    assert detail["message"] == (
+        f"job {BATCH}-vehicle (level 1) FAILED: CreateLabelingJob failed: ValidationException: Cannot read the "
+        "input manifest; jobs already running finish before the batch ends")
+    level1 = jobs(detail)
+    assert level1["vehicle"]["batchStatus"] == "FAILED"
+    assert level1["vehicle"]["failureReason"] == "CreateLabelingJob failed: ValidationException: Cannot read the input manifest"
+    assert level1["lane"]["batchStatus"] == "WAIT_FOR_SMGT_RESPONSE"
+    assert detail["firstLevel"]["status"] == "INTERNAL_ERROR"
+
+
+def test_a_rejected_config_shows_every_problem() -> None:
+    problems = ["labelingJobs[0] 'x': inputConfig.inputManifestS3Uri: s3://b/m does not exist", "destinationSnsArn: y"]
+    snap = snapshot({("resolve_batch", -1): "failed"}, {("resolve_batch", -1, "problems"): problems},
+                    run_state="failed")
+    snap.xcoms.pop(("resolve_batch", -1, "return_value"))
+    snap.xcoms.pop(("level_1.plan_jobs", -1, "return_value"))
+    detail = describe_batch(snap)
+    assert detail["status"] == "VALIDATION_FAIL"
+    assert detail["message"] == "the batch config was rejected before anything was created: " + "; ".join(problems)
+    assert {j["batchStatus"] for j in jobs(detail).values()} == {"PENDING"}
+    assert jobs(detail)["vehicle"]["statusMessage"] == "not started: the batch ended before level 1 began"
+
+
+def test_a_job_that_ended_failed_in_gt_keeps_gts_reason() -> None:
+    error = {"operation": "wait_for_job", "code": "LabelingJobFailedError",
+             "message": f"Labeling job {BATCH}-vehicle ended Failed: ClientError: bad manifest", "retryable": True}
+    created = {"LabelingJobName": f"{BATCH}-vehicle", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
+    snap = snapshot({(f"{GROUP}.create_job", 0): "success", (f"{GROUP}.wait_for_job", 0): "failed"},
+                    {(f"{GROUP}.create_job", 0, "return_value"): created, (f"{GROUP}.wait_for_job", 0, "error"): error})
+    level1 = jobs(describe_batch(snap))
+    assert level1["vehicle"]["batchStatus"] == "FAILED"
+    assert level1["vehicle"]["failureReason"] == f"Labeling job {BATCH}-vehicle ended Failed: ClientError: bad manifest"
