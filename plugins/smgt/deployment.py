@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +87,24 @@ def worker_password(secret: str, username: str) -> str:
     return hmac.new(secret.encode(), username.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def looks_like_state_dir(state_dir: Path) -> bool:
+    """A deployment's state directory (has deployment.json), or an empty folder."""
+    return (state_dir / "deployment.json").exists() or not any(state_dir.iterdir())
+
+
 def reset(state_dir: Path) -> list[Path]:
-    """Delete a stopped deployment's state directory; returns what was deleted (nothing if absent)."""
+    """Delete a stopped deployment's state directory; returns what was deleted (nothing if absent).
+
+    Refuses (DeploymentError) a folder that is not a state directory, and one a deployment runs on.
+    """
     state_dir = Path(state_dir)
     if not state_dir.exists():
         return []
+    if not looks_like_state_dir(state_dir):
+        raise DeploymentError(f"{state_dir} is not a deployment's state directory (no deployment.json):"
+                              " not deleting it")
+    parts = sorted(state_dir.iterdir())
     with _lock(state_dir):
-        parts = sorted(state_dir.iterdir())
         shutil.rmtree(state_dir)
     return parts
 
@@ -106,8 +118,15 @@ def _lock(state_dir: Path) -> Any:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
         handle.close()
-        raise DeploymentError(f"another deployment is running on {state_dir} (its lock is held)") from None
+        raise DeploymentError(f"another deployment is running on {state_dir} (pid {owner}); stop it first"
+                              f" (Ctrl-C where it runs, or kill -TERM {owner})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
     try:
         yield handle
     finally:
@@ -176,10 +195,18 @@ class LocalDeployment:
             "labelstudio_token": lambda: env.get("SMGT_LABELSTUDIO_TOKEN") or secrets.token_hex(20),
             "worker_secret": lambda: secrets.token_hex(16),
             "airflow_admin_password": lambda: secrets.token_urlsafe(12),
+            "airflow_user_password": lambda: secrets.token_urlsafe(12),
+            "airflow_viewer_password": lambda: secrets.token_urlsafe(12),
         }
         for name, make in defaults.items():
             keys.setdefault(name, make())
         config.setdefault("labelstudio_admin_email", env.get("SMGT_LABELSTUDIO_ADMIN_EMAIL") or LABELSTUDIO_ADMIN)
+        # Jobs are labeled by the workforce they were created with: a state dir keeps its workforce.
+        if config.setdefault("workforce", self.workforce) != self.workforce:
+            flag = "without --simulated" if config["workforce"] == "labelstudio" else "with --simulated"
+            raise DeploymentError(
+                f"{self.state_dir} was set up with the {config['workforce']} workforce and its jobs are labeled"
+                f" there; start it {flag} (or use another --state-dir, or --reset to start over)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(config, indent=2) + "\n")
@@ -230,12 +257,17 @@ class LocalDeployment:
                  "password": worker_password(secret, user)} for team, users in USERS.items() for user in users]
 
     def airflow_passwords(self) -> dict[str, str]:
-        admin = self.config["secrets"]["airflow_admin_password"]
-        return {"admin": admin, "user": admin + "-user", "viewer": admin + "-viewer"}
+        """Airflow's users (SimpleAuthManager): admin, user (may trigger batches), viewer (read only)."""
+        keys = self.config["secrets"]
+        return {name: keys[f"airflow_{name}_password"] for name in ("admin", "user", "viewer")}
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> LocalDeployment:
+    def start(self, progress: Callable[[str], None] = lambda _: None) -> LocalDeployment:
+        """Start every component (on a new state dir: choose ports and secrets, upload the demo
+        video); `progress` is told what is being started. Anything started is stopped again when a
+        later step fails or the start is interrupted (KeyboardInterrupt)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_cm = _lock(self.state_dir)
         self._lock_cm.__enter__()
         try:
@@ -243,22 +275,42 @@ class LocalDeployment:
             self._end_orphans()
             for name in ("seaweedfs", "labelstudio", "emulator"):
                 if name != "labelstudio" or self.workforce == "labelstudio":
+                    t0 = time.monotonic()
+                    progress(f"starting {name} ...")
                     self.start_component(name)
+                    progress(f"  {name} is up ({time.monotonic() - t0:.0f} s)")
             if not self.config.get("demo_uploaded"):
                 # Once per state dir: a later start must not re-upload (and so hide a lost object).
+                progress("uploading the demo video ...")
                 upload_demo_data(S3(self.client("s3")), self.settings.input_bucket, seed=self.seed)
                 self.config["demo_uploaded"] = time.time()
                 self._save_config()
             if self.with_airflow:
+                t0 = time.monotonic()
+                progress("starting Airflow (database migration, api-server, scheduler, dag-processor, triggerer) ...")
                 self.airflow = EmbeddedAirflow(
                     self.state_dir / "airflow", aws_env=self.env(), port=self.ports["airflow"],
                     passwords=self.airflow_passwords(), extra_env=self.airflow_env)
                 self.airflow.start()
                 self._write_pids()
+                progress(f"  Airflow is up ({time.monotonic() - t0:.0f} s)")
         except BaseException:
             self.stop()
             raise
         return self
+
+    def dead_components(self) -> dict[str, int | None]:
+        """Components that exited although nobody stopped them: {name: exit status}."""
+        dead: dict[str, int | None] = {}
+        for name, server in (("seaweedfs", self.seaweedfs), ("labelstudio", self.labelstudio)):
+            if server is not None and not server.alive:
+                dead[name] = None
+        if self.emulator is not None and self.emulator.poll() is not None:
+            dead["emulator"] = self.emulator.returncode
+        if self.airflow is not None:
+            dead.update({name: proc.returncode for name, proc in self.airflow.processes.items()
+                         if proc.poll() is not None})
+        return dead
 
     def stop(self) -> None:
         """Stop every component (SIGTERM, SIGKILL after a grace period); the state dir stays."""

@@ -6,8 +6,9 @@
 
 Starts SeaweedFS (S3), Label Studio, the local Ground Truth and Airflow (see smgt.deployment),
 uploads the demo video on the first start, prints the URLs and logins, and stays up until Ctrl-C or
-SIGTERM, then stops every component. Starting it again on the same state directory shows the same
-batches, jobs and outputs, and running batches go on.
+SIGTERM, then stops every component. A component that exits on its own is started again (and said
+so). Starting it again on the same state directory shows the same batches, jobs and outputs, and
+running batches go on.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from smgt.deployment import DEFAULT_STATE_DIR, LocalDeployment, reset
+from smgt.deployment import DEFAULT_STATE_DIR, DeploymentError, LocalDeployment, looks_like_state_dir, reset
+
+WATCH_SECONDS = 5.0
 
 
 def _confirm_reset(state_dir: Path, assume_yes: bool) -> bool:
     if not state_dir.exists():
         return True
+    if not looks_like_state_dir(state_dir):
+        print(f"--reset: {state_dir} is not a deployment's state directory (no deployment.json); not deleting it",
+              file=sys.stderr)
+        return False
     parts = sorted(p.name for p in state_dir.iterdir())
     print(f"--reset deletes {state_dir} and everything in it: {', '.join(parts) or '(empty)'}")
     print("  (S3 data, labeling jobs, Label Studio projects and annotations, Airflow's database and logs)")
@@ -38,14 +47,17 @@ def _confirm_reset(state_dir: Path, assume_yes: bool) -> bool:
 def print_access(local: LocalDeployment) -> None:
     """The URLs and logins a team needs (printed once the deployment is up)."""
     assert local.airflow is not None
+    passwords = local.airflow.passwords
     print("\n=== smgt local deployment is up ===", flush=True)
     print(f"state directory : {local.state_dir}  (back up: stop, then copy the folder)")
-    print(f"Airflow         : {local.airflow.url}   login admin / {local.airflow.passwords['admin']}")
+    print(f"Airflow         : {local.airflow.url}   login admin / {passwords['admin']}")
+    print(f"                  also user / {passwords['user']} (may trigger batches), "
+          f"viewer / {passwords['viewer']} (read only)")
     print("                  trigger the smgt_batch DAG, or use the batch API under /smgt (page: /smgt/ui)")
     if local.labelstudio is not None:
         print(f"Label Studio    : {local.labelstudio.url}   admin {local.labelstudio.admin_email} / "
               f"{local.labelstudio.admin_password}")
-        print("  labelers (log in with e-mail and password):")
+        print("  labelers (log in with e-mail and password; a password changed in Label Studio stays changed):")
         for login in local.worker_logins():
             print(f"    {login['team']:<28} {login['email']:<28} {login['password']}")
     else:
@@ -60,9 +72,30 @@ def print_access(local: LocalDeployment) -> None:
     print("Ctrl-C stops every component; the state directory stays.\n", flush=True)
 
 
+def watch(local: LocalDeployment, stop: threading.Event) -> None:
+    """Start again any component that exited on its own, until `stop` is set."""
+    while not stop.wait(WATCH_SECONDS):
+        for name, status in local.dead_components().items():
+            if stop.is_set():
+                return
+            print(f"[{time.strftime('%H:%M:%S')}] {name} exited (status {status}); starting it again "
+                  f"(its log is under {local.state_dir})", flush=True)
+            try:
+                local.start_component(name)
+                print(f"[{time.strftime('%H:%M:%S')}] {name} is up again", flush=True)
+            except Exception as exc:  # keep watching the others; say what went wrong
+                print(f"[{time.strftime('%H:%M:%S')}] {name} did not start again: {exc}", flush=True)
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM while starting: stop what was started, as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser = argparse.ArgumentParser(prog="scripts/up.sh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                        help=f"where everything is kept (default {DEFAULT_STATE_DIR})")
     parser.add_argument("--simulated", action="store_true", help="simulated workers instead of Label Studio")
     parser.add_argument("--task-seconds", type=float, default=2.0, help="simulated workers: seconds per wave of tasks")
     parser.add_argument("--reset", action="store_true", help="delete the state directory first")
@@ -71,23 +104,32 @@ def main(argv: list[str] | None = None) -> int:
                         help="on the first start take any free ports, not 8080 (Airflow), 8090 (Label Studio), ...")
     args = parser.parse_args(argv)
 
-    if args.reset:
-        if not _confirm_reset(args.state_dir, args.yes):
-            print("nothing deleted")
-            return 1
-        deleted = reset(args.state_dir)
-        print(f"deleted {args.state_dir} ({len(deleted)} entries)")
+    try:
+        if args.reset:
+            if not _confirm_reset(args.state_dir, args.yes):
+                print("nothing deleted")
+                return 1
+            deleted = reset(args.state_dir)
+            print(f"deleted {args.state_dir} ({len(deleted)} entries)")
+        local = LocalDeployment(args.state_dir, workforce="simulated" if args.simulated else "labelstudio",
+                                task_seconds=args.task_seconds, preferred_ports=not args.any_ports)
+        print(f"starting the local deployment on {args.state_dir} (the first start takes a few minutes) ...",
+              flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        local.start(progress=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("interrupted: everything started was stopped", file=sys.stderr)
+        return 130
+    except (DeploymentError, OSError, RuntimeError, ValueError) as exc:
+        print(f"scripts/up.sh: {exc}", file=sys.stderr)
+        return 1
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    local = LocalDeployment(args.state_dir, workforce="simulated" if args.simulated else "labelstudio",
-                            task_seconds=args.task_seconds, preferred_ports=not args.any_ports)
-    print(f"starting the local deployment on {args.state_dir} ...", flush=True)
-    local.start()
     try:
         print_access(local)
-        stop.wait()
+        watch(local, stop)
     finally:
         print("stopping ...", flush=True)
         local.stop()

@@ -472,3 +472,29 @@ def test_stop_expiry_and_point_clouds_under_the_label_studio_workforce(local: Lo
     assert labeled[expiring]["annotations"][0]["left"] == 10
     assert expiring not in expired
     assert expired[f"{expiring}-metadata"]["failure-reason"].startswith("ClientError: Annotation tasks expired.")
+
+
+def test_an_annotation_by_someone_outside_the_work_team_is_set_aside(local: LocalDeployment,
+                                                                     image_inputs: dict) -> None:
+    """Every Label Studio user sees every project: a level-2 reviewer labeling a level-1 task does not
+    count (GT's work teams), and the task goes back to the level-1 team's queue."""
+    outsider = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["qa-manager-1@example.com"])
+    labeler = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["labeler-1@example.com"])
+    name = image_job(local, image_inputs, "BoundingBox", "boxes", "ls-team")
+    project = outsider.project(name)
+    controls = outsider.controls(project)
+    task = image_task(outsider, project, 0)
+    theirs = outsider.submit(task["id"], outsider.region(controls, label="Car", item=None, size=FRAME_SIZE,
+                                                          box=(5, 5, 10, 10)))
+    wait_until("the outsider's annotation to be set aside",
+               lambda: outsider.ls.get_annotation(theirs["id"])["was_cancelled"], 60, 1)
+    assert not outsider.ls.get_task(task["id"])["is_labeled"]  # back in the queue
+    sm = local.client("sagemaker")
+    assert sm.describe_labeling_job(LabelingJobName=name)["LabelCounters"]["HumanLabeled"] == 0
+    for index in (0, 1):
+        labeler.submit(image_task(labeler, project, index)["id"], labeler.region(
+            controls, label="Truck", item=None, size=FRAME_SIZE, box=(20, 20, 40, 40)))
+    desc = wait_job(local, name)
+    assert desc["LabelingJobStatus"] == "Completed" and desc["LabelCounters"]["HumanLabeled"] == 2
+    assert [a["class_id"] for line in s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
+            for a in line[name]["annotations"]] == [1, 1]

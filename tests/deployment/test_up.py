@@ -114,19 +114,32 @@ def test_up_survives_stop_start_and_sigkill(tmp_path: Path, ups: list[Up]) -> No
 
 
 def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path, ups: list[Up]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+
+    def up_reset(state: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "smgt.up", "--reset", "--state-dir", str(state)],
+                              capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+
+    # A folder that is not a state directory (a typo in --state-dir: ~ instead of ~/smgt) is never deleted.
+    home = tmp_path / "home"
+    (home / "thesis").mkdir(parents=True)
+    refused = up_reset(home)
+    assert refused.returncode != 0 and "not a deployment's state directory" in refused.stdout + refused.stderr
+    assert (home / "thesis").is_dir()
+
     state = tmp_path / "state"
     (state / "s3").mkdir(parents=True)
     (state / "gt").mkdir()
     (state / "gt" / "gt.sqlite3").write_text("jobs of weeks")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
-    refused = subprocess.run([sys.executable, "-m", "smgt.up", "--reset", "--state-dir", str(state)],
-                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
-    assert refused.returncode == 1 and f"--reset deletes {state}" in refused.stdout and "gt, s3" in refused.stdout
+    (state / "deployment.json").write_text('{"workforce": "simulated"}')
+    refused = up_reset(state)
+    assert refused.returncode == 1 and f"--reset deletes {state}" in refused.stdout
+    assert "deployment.json, gt, s3" in refused.stdout
     assert "add --yes" in refused.stderr and (state / "gt" / "gt.sqlite3").read_text() == "jobs of weeks"
 
     up = Up(state, tmp_path / "up.log", "--reset", "--yes")
     ups.append(up)
-    assert "deleted" in up.text and "jobs of weeks" not in (state / "gt" / "gt.sqlite3").read_bytes().decode(
+    assert "(3 entries)" in up.text and "jobs of weeks" not in (state / "gt" / "gt.sqlite3").read_bytes().decode(
         errors="replace")
     assert up.show()["COMPLETE"] == [] and up.show()["IN_PROGRESS"] == []
     up.stop(signal.SIGTERM)

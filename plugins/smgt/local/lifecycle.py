@@ -23,7 +23,7 @@ from .jobs import LabelingJob
 from .labels_common import Task
 from .outputs import EXPIRED_REASON, Worker, consolidated_prefix, failed_line, write_manifest, write_object
 from .s3io import S3
-from .workforce import JobRun, ObjectResult, Workforces
+from .workforce import JobRun, ObjectResult, Workforces, WorkforceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,12 @@ class Lifecycle:
             job.set_status("Failed", reason)
             return
 
-        workforce = self.workforces.get(job.workforce)
+        try:
+            workforce = self.workforces.get(job.workforce)
+        except WorkforceUnavailable as exc:
+            # Not a failure of the job: it goes on when the emulator runs with its workforce again.
+            log.warning("job %s waits: %s", job.name, exc)
+            return
         human = job.request["HumanTaskConfig"]
         lifetime = human.get("TaskAvailabilityLifetimeInSeconds")
         deadline = job.created + lifetime if lifetime else None

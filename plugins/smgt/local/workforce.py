@@ -97,5 +97,10 @@ class Workforces:
         try:
             return self.by_name[name]
         except KeyError:
-            raise ValueError(f"workforce {name!r} is not running in this emulator (have: {sorted(self.by_name)});"
-                             " start it with the workforce the job was created with") from None
+            raise WorkforceUnavailable(
+                f"workforce {name!r} is not running in this emulator (have: {sorted(self.by_name)});"
+                " start it with the workforce the job was created with") from None
+
+
+class WorkforceUnavailable(LookupError):
+    """A job's workforce is not part of this emulator run (it was started with another one)."""

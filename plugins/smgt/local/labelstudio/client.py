@@ -324,6 +324,13 @@ class LabelStudioClient:
                 **_present(model_version=model_version, score=score)}
         return self.request("POST", "/api/predictions/", json_body=body)
 
+    def update_annotation(self, annotation_id: int, **fields: Any) -> JSON:
+        """`PATCH /api/annotations/{id}/` (e.g. `was_cancelled=True`: counted as a skip, so Label Studio
+        recomputes the task's `is_labeled` and puts it back in the labeling queue)."""
+        if not fields:
+            raise ValueError("update_annotation needs at least one field")
+        return self.request("PATCH", f"/api/annotations/{_id('annotation_id', annotation_id)}/", json_body=fields)
+
     def get_annotation(self, annotation_id: int) -> JSON:
         """`GET /api/annotations/{id}/`."""
         return self.request("GET", f"/api/annotations/{_id('annotation_id', annotation_id)}/")

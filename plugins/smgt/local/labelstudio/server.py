@@ -109,7 +109,9 @@ for item in spec["users"]:
         user = User.objects.create_user(email=email, password=password, first_name=first_name or "",
                                         active_organization=org)
         changes.append(f"created {email}")
-    new_password = None if created or user.check_password(password) else password
+    # A password is set when the user is made; one a person changed later is theirs to keep.
+    reset = spec.get("reset_passwords", False)
+    new_password = None if created or not reset or user.check_password(password) else password
     with transaction.atomic():
         fields = []
         if new_password is not None:
@@ -327,11 +329,12 @@ class LabelStudioServer:
     # -- users ------------------------------------------------------------------------------------
 
     def ensure_users(self, users: Sequence[tuple[str, str] | tuple[str, str, str]],
-                     timeout: float = 300.0) -> UserTokens:
+                     timeout: float = 300.0, *, reset_passwords: bool = False) -> UserTokens:
         """Make each `(email, password[, first_name])` a user who can log in to the UI with that email and
         password, is a member of the admin's organization (so sees its projects, and it is their active
         one), and has a legacy API token. Returns `{email: api_token}` (a `UserTokens`, whose `changes`
-        is empty when nothing had to change: a second call with the same list is a no-op).
+        is empty when nothing had to change: a second call with the same list is a no-op). The password
+        is set when a user is made; `reset_passwords=True` also resets the ones people changed since.
 
         Runs one Django process on `data_dir` with the Label Studio venv's python (~6 s plus ~0.5 s of
         password hashing per user); works while the server runs. The data dir must have been started
@@ -358,7 +361,7 @@ class LabelStudioServer:
             raise LabelStudioError(f"{self.data_dir} has no Label Studio database yet: start() it once first")
         python = self.executable("python")
         script = f"PREFIX = {_READY_PREFIX!r}\n{_ENSURE_USERS_SCRIPT}"
-        spec = json.dumps({"admin_email": self.admin_email, "users": entries})
+        spec = json.dumps({"admin_email": self.admin_email, "users": entries, "reset_passwords": reset_passwords})
         try:
             done = subprocess.run([str(python), "-c", script], input=spec.encode(), capture_output=True,
                                   env=self.environment(), cwd=self.data_dir, timeout=timeout)

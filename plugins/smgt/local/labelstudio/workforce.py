@@ -11,7 +11,8 @@ recording the id is caught by looking the project up by title and job):
 - frames and images are `s3://` URIs that Label Studio serves itself from the S3 store through a
   project S3 storage without presigning, so labelers need only their Label Studio login;
 - a data object is finished when `NumberOfHumanWorkersPerDataObject` members of the job's work team
-  submitted an annotation (skips and other people's annotations do not count); it is then
+  submitted an annotation (skips do not count; another user's annotation is marked skipped, so the
+  task goes back to the team's queue); it is then
   converted to GT's output (convert.py) and handed to the lifecycle, which writes and records it.
   A result that fails validation makes the data object failed, with the reason.
 
@@ -103,13 +104,23 @@ class LabelStudioWorkforce:
         if not run.tasks:
             return
         pending = {task.index: task for task in run.tasks}
-        project_id = self._project(job)
-        if not job.workforce_state.get("tasks_imported"):
-            for index, reason in self._import_tasks(project_id, run):
-                # Its input cannot be shown (a missing sequence file, ...): GT fails that data object.
-                del pending[index]
-                yield ObjectResult(index, failure=f"ClientError: {reason}")
-            job.save_workforce_state(tasks_imported=True)
+        while True:  # make the project and its tasks, waiting out Label Studio being down
+            try:
+                project_id = self._project(job)
+                unshowable = [] if job.workforce_state.get("tasks_imported") else self._import_tasks(project_id, run)
+                break
+            except LabelStudioApiError as exc:
+                if not _unreachable(exc):
+                    raise
+                log.warning("job %s: Label Studio did not answer (%s); trying again in %.0f s",
+                            job.name, exc, self.poll_seconds)
+                if run.wait(self.poll_seconds):
+                    return  # stopped (or expired) before its tasks could be made: nothing was labeled
+        for index, reason in unshowable:
+            # Its input cannot be shown (a missing sequence file, ...): GT fails that data object.
+            del pending[index]
+            yield ObjectResult(index, failure=f"ClientError: {reason}")
+        job.save_workforce_state(tasks_imported=True)
         needed = job.request["HumanTaskConfig"]["NumberOfHumanWorkersPerDataObject"]
         members = {worker_email(w.username).lower(): w for w in run.workers}
         polls, last_counters = 0, None
@@ -124,6 +135,8 @@ class LabelStudioWorkforce:
             except LabelStudioApiError as exc:
                 if exc.status_code == 404:
                     raise RuntimeError(f"Label Studio project {project_id} of job {job.name} was deleted") from exc
+                if not _unreachable(exc):
+                    raise
                 # Label Studio is down or restarting: wait and poll again (the client retried already).
                 log.warning("job %s: Label Studio did not answer (%s); polling again", job.name, exc)
             if stopping:
@@ -214,8 +227,12 @@ class LabelStudioWorkforce:
                 email = self._email(annotation.get("completed_by"))
                 worker = members.get(email.lower()) if email else None
                 if worker is None:
-                    log.info("job %s: annotation %s by %s ignored: not a member of the job's work team",
-                             task.job_name, annotation.get("id"), email or annotation.get("completed_by"))
+                    # Only the job's work team labels it (GT's rule). Label Studio would count this
+                    # annotation and take the task out of the team's queue: mark it skipped instead
+                    # (kept, not deleted), so the task goes back to the team.
+                    log.warning("job %s: annotation %s by %s set aside (skipped): not a member of the job's"
+                                " work team", task.job_name, annotation.get("id"), email or annotation.get("completed_by"))
+                    self.client.update_annotation(annotation["id"], was_cancelled=True)
                     continue
                 if worker not in [w for w, _ in submitted]:
                     submitted.append((worker, annotation))
@@ -242,6 +259,11 @@ class LabelStudioWorkforce:
         if user not in self._emails:
             self._emails = {u["id"]: u.get("email", "") for u in self.client.list_users()}
         return self._emails.get(user)
+
+
+def _unreachable(exc: LabelStudioApiError) -> bool:
+    """Label Studio is down, restarting or failing (no answer, or a 5xx): worth waiting out."""
+    return exc.status_code is None or exc.status_code >= 500
 
 
 def _time(annotation: dict[str, Any]) -> datetime:
