@@ -111,3 +111,13 @@ def test_a_job_that_ended_failed_in_gt_keeps_gts_reason() -> None:
     level1 = jobs(describe_batch(snap))
     assert level1["vehicle"]["batchStatus"] == "FAILED"
     assert level1["vehicle"]["failureReason"] == f"Labeling job {BATCH}-vehicle ended Failed: ClientError: bad manifest"
+
+
+def test_a_level_without_jobs_has_nothing_to_do() -> None:
+    running = describe_batch(snapshot({(f"{GROUP}.prepare_input", 0): "running"}))
+    ended = describe_batch(snapshot({}, run_state="success"))
+    for detail in (running, ended):
+        assert detail["thirdLevel"] == {"status": "COMPLETE", "numChildBatches": 0, "numChildBatchesComplete": 0,
+                                        "jobLevels": []}
+    assert running["secondLevel"]["status"] == "PENDING" and running["firstLevel"]["status"] == "IN_PROGRESS"
+    assert ended["status"] == "COMPLETE"

@@ -191,8 +191,10 @@ def _not_created_yet(tasks: dict[str, str], errors: dict[str, Any]) -> str:
 
 
 def _level_status(rows: list[dict[str, Any]], waiting: bool) -> str:
+    """A level's status from its jobs'. A level without jobs (the third of a two-level batch) has
+    nothing to do: COMPLETE with 0 of 0 jobs, never PENDING on a batch that has ended."""
     statuses = {r["status"] for r in rows}
-    if statuses and statuses <= {JOB_COMPLETE}:
+    if statuses <= {JOB_COMPLETE}:
         return COMPLETE
     if statuses & {JOB_FAILED, "STOPPED"}:
         return INTERNAL_ERROR
