@@ -45,7 +45,7 @@ import psutil
 import requests
 
 from smgt.embedded import ROOT, EmbeddedAirflow, free_port
-from smgt.local.bootstrap import USERS, worker_email
+from smgt.local.bootstrap import WORK_TEAM_MEMBERS_ENV, parse_work_team_members, worker_email
 from smgt.local.demo import upload_demo_data
 from smgt.local.emulator import S3Store, aws_env
 from smgt.local.s3io import S3
@@ -201,6 +201,13 @@ class LocalDeployment:
         for name, make in defaults.items():
             keys.setdefault(name, make())
         config.setdefault("labelstudio_admin_email", env.get("SMGT_LABELSTUDIO_ADMIN_EMAIL") or LABELSTUDIO_ADMIN)
+        # Who is in each work team: edit deployment.json and start again (README: work teams).
+        try:
+            config["work_team_members"] = parse_work_team_members(
+                config.get("work_team_members") or env.get(WORK_TEAM_MEMBERS_ENV),
+                where=f"{path}: work_team_members")
+        except ValueError as exc:
+            raise DeploymentError(str(exc)) from None
         # Jobs are labeled by the workforce they were created with: a state dir keeps its workforce.
         if config.setdefault("workforce", self.workforce) != self.workforce:
             flag = "without --simulated" if config["workforce"] == "labelstudio" else "with --simulated"
@@ -254,7 +261,8 @@ class LocalDeployment:
         """The work teams' members as Label Studio logins: team, user name, e-mail, password."""
         secret = self.config["secrets"]["worker_secret"]
         return [{"team": team, "username": user, "email": worker_email(user),
-                 "password": worker_password(secret, user)} for team, users in USERS.items() for user in users]
+                 "password": worker_password(secret, user)}
+                for team, users in self.config["work_team_members"].items() for user in users]
 
     def airflow_passwords(self) -> dict[str, str]:
         """Airflow's users (SimpleAuthManager): admin, user (may trigger batches), viewer (read only)."""
@@ -411,7 +419,8 @@ class LocalDeployment:
         store = self.s3_store
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW"))},
                "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
-               "SMGT_LOCAL_S3_ACCESS_KEY": store.access_key, "SMGT_LOCAL_S3_SECRET_KEY": store.secret_key}
+               "SMGT_LOCAL_S3_ACCESS_KEY": store.access_key, "SMGT_LOCAL_S3_SECRET_KEY": store.secret_key,
+               WORK_TEAM_MEMBERS_ENV: json.dumps(self.config["work_team_members"])}
         if self.workforce == "labelstudio":
             env.update({"SMGT_LABELSTUDIO_URL": self.labelstudio.url,
                         "SMGT_LABELSTUDIO_TOKEN": self.config["secrets"]["labelstudio_token"],

@@ -9,7 +9,10 @@ a second emulator in the same process reuses what the first created.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +24,55 @@ from .workteams import WorkteamStore
 
 USER_POOL_NAME = "smgt-workflows-user-pool"
 APP_CLIENT_NAME = "smgt-workflows-app-client"
-# group -> users; the group name is also the work team name.
+# group -> users; the group name is also the work team name. The default members; a deployment
+# names its own (`parse_work_team_members`).
 USERS = {
     "smgt-workflows-first-level": ["labeler-1", "labeler-2", "labeler-3"],
     "smgt-workflows-second-level": ["qa-manager-1", "qa-manager-2"],
 }
+WORK_TEAM_MEMBERS_ENV = "SMGT_LOCAL_WORK_TEAM_MEMBERS"
+# Lower case so that a user name, its e-mail and its Label Studio login stay one identity; within
+# Cognito's user name rules (1-128 characters of \p{L}\p{M}\p{S}\p{N}\p{P}).
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def parse_work_team_members(value: str | Mapping[str, Any] | None, *, where: str = WORK_TEAM_MEMBERS_ENV
+                            ) -> dict[str, list[str]]:
+    """The members of the two work teams, from JSON text or a mapping: `{team name: [user name]}`.
+
+    A team left out keeps its default members (`USERS`); None or "" means all defaults. User names
+    are 1-64 characters of a-z, 0-9, '.', '_' and '-' (the e-mail is `<name>@example.com`). Raises
+    ValueError naming `where` and the team for anything else (unknown team, empty or repeated names).
+    """
+    if value is None or value == "":
+        return {team: list(users) for team, users in USERS.items()}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: must be a JSON object of work team name -> list of user names")
+    problems = [f"{where}: {team!r} is not a work team (teams: {', '.join(USERS)})" for team in value
+                if team not in USERS]
+    members = {team: list(users) for team, users in USERS.items()}
+    for team, users in value.items():
+        if team not in USERS:
+            continue
+        if not isinstance(users, list) or not users:
+            problems.append(f"{where}.{team}: must be a non-empty list of user names")
+            continue
+        bad = [u for u in users if not isinstance(u, str) or not _USERNAME.fullmatch(u)]
+        if bad:
+            problems.append(f"{where}.{team}: {bad!r}: user names are 1-64 characters of a-z, 0-9, '.', '_', '-'"
+                            " starting with a letter or digit")
+        repeated = sorted({u for u in users if users.count(u) > 1})
+        if repeated:
+            problems.append(f"{where}.{team}: {repeated!r} listed more than once")
+        members[team] = list(users)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return members
 
 
 def worker_email(username: str) -> str:
@@ -42,8 +89,12 @@ class Bootstrapped:
     queue_url: str
 
 
-def bootstrap(clients: Any, teams: WorkteamStore, settings: Settings) -> Bootstrapped:
-    """`clients(service)` returns a boto3 client on the emulator's endpoint."""
+def bootstrap(clients: Any, teams: WorkteamStore, settings: Settings,
+              members: Mapping[str, Sequence[str]] | None = None) -> Bootstrapped:
+    """`clients(service)` returns a boto3 client on the emulator's endpoint. `members`: each work
+    team's user names (default `USERS`); a user no longer listed leaves the team's Cognito group
+    (the user itself stays, so a GT workerId is never reused), and so labels none of its next jobs."""
+    members = parse_work_team_members(dict(members) if members is not None else None)
     s3 = clients("s3")
     for bucket in (settings.input_bucket, settings.processing_bucket):
         try:
@@ -62,12 +113,15 @@ def bootstrap(clients: Any, teams: WorkteamStore, settings: Settings) -> Bootstr
     if client_id is None:
         client_id = idp.create_user_pool_client(UserPoolId=pool_id, ClientName=APP_CLIENT_NAME)["UserPoolClient"]["ClientId"]
     existing_users = {u["Username"] for u in idp.list_users(UserPoolId=pool_id)["Users"]}
-    for group, users in USERS.items():
+    for group, users in members.items():
         try:
             idp.create_group(GroupName=group, UserPoolId=pool_id, Description=f"{group} labelers")
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "GroupExistsException":
                 raise
+        in_group = idp.list_users_in_group(UserPoolId=pool_id, GroupName=group)["Users"]
+        for former in {u["Username"] for u in in_group} - set(users):
+            idp.admin_remove_user_from_group(UserPoolId=pool_id, Username=former, GroupName=group)
         for user in users:
             if user not in existing_users:
                 idp.admin_create_user(UserPoolId=pool_id, Username=user, UserAttributes=[

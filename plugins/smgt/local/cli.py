@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                        default=os.environ.get("SMGT_LOCAL_WORKFORCE", "simulated"),
                        help="who labels: simulated workers, or people in Label Studio (env SMGT_LOCAL_WORKFORCE); "
                             "point-cloud jobs always use the simulated workforce")
+    serve.add_argument("--work-team-members", default=os.environ.get("SMGT_LOCAL_WORK_TEAM_MEMBERS"),
+                       help='each work team\'s user names as JSON, e.g. {"smgt-workflows-first-level": ["ana", "bo"]}'
+                            " (env SMGT_LOCAL_WORK_TEAM_MEMBERS; a team left out keeps labeler-1..3 / qa-manager-1..2)")
     serve.add_argument("--clock-origin", type=float, default=None,
                        help="fixed epoch seconds for the simulated workforce's timestamps (reproducible outputs)")
     data = sub.add_parser("demo-data", help="upload the demo video, sequence file and manifest")
@@ -101,12 +104,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    from .bootstrap import parse_work_team_members
+
+    try:
+        members = parse_work_team_members(args.work_team_members, where="--work-team-members")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     with contextlib.ExitStack() as stack:  # on the way out: the emulator, then its own SeaweedFS
         s3_store = _s3_store(args, stack)
         emu = LocalGroundTruth(port=args.port, host=args.host, task_seconds=args.task_seconds,
                                init_seconds=args.init_seconds, seed=args.seed, faults=args.faults,
                                state_dir=args.state_dir, s3=s3_store, workforce=_workforce(args, s3_store),
-                               clock_origin=args.clock_origin)
+                               clock_origin=args.clock_origin, work_team_members=members)
         stack.enter_context(emu)
         print(f"Local Ground Truth listening on {emu.endpoint_url}", flush=True)
         if args.demo_data:

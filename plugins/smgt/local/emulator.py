@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from smgt.settings import LOCAL_ACCOUNT_ID, Settings, get_settings
 
 from . import demo
-from .bootstrap import Bootstrapped, bootstrap, cognito_problem
+from .bootstrap import Bootstrapped, bootstrap, cognito_problem, parse_work_team_members
 from .faults import Faults, FaultState
 from .jobs import JobStore
 from .lifecycle import Lifecycle, Timing, worker_from_cognito
@@ -87,11 +88,14 @@ class LocalGroundTruth:
                  faults: Faults | dict[str, Any] | str | Path | None = None, *, s3: S3Store, host: str = "127.0.0.1",
                  init_seconds: float = 0.0, stop_seconds: float | None = None,
                  settings: Settings | None = None, state_dir: str | Path | None = None,
-                 workforce: Workforce | None = None, clock_origin: float | None = None) -> None:
+                 workforce: Workforce | None = None, clock_origin: float | None = None,
+                 work_team_members: Mapping[str, Sequence[str]] | None = None) -> None:
         """`s3`: the S3 store every S3 call goes to (GT reads inputs and writes outputs there).
         `state_dir`: where the job/team records live (None: in memory, lost on stop).
         `workforce`: who labels (None: the simulated workforce); modalities it cannot label fall back
         to the simulated one. `clock_origin`: fixed epoch seconds for output timestamps (see Timing).
+        `work_team_members`: each work team's user names (`bootstrap.parse_work_team_members`;
+        default `bootstrap.USERS`). Raises ValueError for members it cannot use.
         """
         self.host = host
         self.port = port
@@ -102,6 +106,8 @@ class LocalGroundTruth:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.s3_store = s3
         self._chosen_workforce = workforce
+        self.work_team_members = parse_work_team_members(
+            dict(work_team_members) if work_team_members is not None else None, where="work_team_members")
         if isinstance(faults, str | Path):
             faults = Faults.load(faults)
         self.fault_state = FaultState(seed=seed)
@@ -158,7 +164,7 @@ class LocalGroundTruth:
             "DescribeWorkteam": self.teams.describe,
             "ListWorkteams": lambda r, _region: self.teams.list(r),
         })
-        self.resources = bootstrap(self.client, self.teams, self.settings)
+        self.resources = bootstrap(self.client, self.teams, self.settings, self.work_team_members)
         self.lifecycle.issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.resources.user_pool_id}"
         for job in running:  # after bootstrap: their workers are Cognito users again
             log.info("resuming labeling job %s (%s, %d of %d data objects finished)", job.name, job.status,
