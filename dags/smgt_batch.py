@@ -1,8 +1,10 @@
 """smgt_batch: one multi-level Ground Truth labeling batch per run, triggered with its config.
 
-Trigger it with the batch config (SPEC section 2) as conf and the batchId as run id, from the UI
-form, `airflow dags trigger smgt_batch --run-id <batchId> --conf '<json>'`, the REST API, or the
-batch API's `POST /smgt/batch/create`.
+Trigger it from the UI form: pick a batch template (a file of include/batches/), fill in the batch
+id (optional: generated from the template's prefix) and the input, and leave the Run ID empty; or
+give the whole batch config (SPEC section 2) as conf with `labelingJobs`, from the form's Advanced
+section, `airflow dags trigger smgt_batch --conf '<json>'`, the REST API, or the batch API's
+`POST /smgt/batch/create` (run id = batchId). A batchId already used by another batch is refused.
 """
 
 from __future__ import annotations
@@ -15,19 +17,33 @@ from smgt.settings import get_settings
 
 @task(task_id=RESOLVE_TASK_ID, retries=0)
 def resolve_batch() -> dict:
-    """Validate the conf (every rule of SPEC section 2) before anything touches AWS."""
-    from smgt.batch import load_batch
-    from smgt.dag_factory import foreign_job_names
+    """The run's batch config: from the conf, or from the form's template (label configs uploaded
+    only after validation and pre-flight passed). Every rule of SPEC section 2 before any AWS call."""
+    from smgt.dag_factory import foreign_job_names, s3_storage
+    from smgt.trigger_form import resolve_run
 
-    run = get_current_context()["dag_run"]
-    conf = run.conf or {}
+    context = get_current_context()
+    run, ti = context["dag_run"], context["ti"]
     settings = get_settings()
-    config = load_batch(
-        conf,
+
+    def batch_exists(batch_id: str) -> bool:
+        # What a task can see (Airflow 3 gives tasks no metadata DB): another run of this DAG whose
+        # run id is the batchId (batch/create, `--run-id`). Runs triggered from the form or the
+        # REST API with a generated run id are checked at trigger time by the API server
+        # (smgt.api.trigger_guard), which reads every batch's id.
+        taken = ti.get_dr_count(dag_id=run.dag_id, run_ids=[batch_id])
+        return taken > (1 if run.run_id == batch_id else 0)
+
+    config = resolve_run(
+        run.conf or {},
+        context["params"],
         run_id=run.run_id,
+        run_time=run.logical_date or run.run_after,
         settings=settings,
+        storage_factory=lambda: s3_storage(settings),
         # GT jobs tagged with this batchId are this batch's own (a re-run adopts them).
-        foreign_job_names=foreign_job_names(settings, str(conf.get("batchId"))),
+        foreign_job_names=lambda batch_id: foreign_job_names(settings, batch_id),
+        batch_exists=batch_exists,
     )
     return config.to_conf()
 

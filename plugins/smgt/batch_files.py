@@ -27,6 +27,7 @@ import copy
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -162,6 +163,55 @@ def scheduled_batch_files(folder: Path | None = None) -> tuple[list[BatchFile], 
     return good, broken
 
 
+@dataclass(frozen=True)
+class Template:
+    """A batch file offered by the `smgt_batch` trigger form: `name` is the file's stem."""
+
+    name: str
+    prefix: str
+    description: str
+    jobs: int
+
+
+def batch_templates(folder: Path | None = None) -> list[Template]:
+    """Every batch file of `folder` (default `batches_dir()`) that a trigger form can offer.
+
+    Parse-time cheap: reads only the YAML (no label configs, no network); a file that is not a
+    mapping with a `batchIdPrefix` string is left out (smgt_recurring reports broken files). The
+    whole file is checked when a run uses it (`read_batch_file` in resolve_batch).
+    """
+    templates = []
+    for path in sorted((folder or batches_dir()).glob("*.yaml")):
+        try:
+            spec = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("batchIdPrefix"), str):
+            continue
+        jobs = spec.get("labelingJobs")
+        description = spec.get("description")
+        templates.append(Template(
+            name=path.stem,
+            prefix=spec["batchIdPrefix"],
+            description=description if isinstance(description, str) else "",
+            jobs=len(jobs) if isinstance(jobs, list) else 0,
+        ))
+    return templates
+
+
+def template_file(name: str, folder: Path | None = None) -> BatchFile:
+    """The batch file `<name>.yaml` of `folder`, checked (`read_batch_file`).
+
+    Raises BatchFileError when it does not exist (naming the templates there) or is broken.
+    """
+    folder = folder or batches_dir()
+    path = folder / f"{name}.yaml"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not path.is_file():
+        known = ", ".join(t.name for t in batch_templates(folder)) or "none"
+        raise BatchFileError(path, [f"template: {name!r} is not a batch file in {_display(folder)} (there: {known})"])
+    return read_batch_file(path)
+
+
 def _expand(
     spec: dict[str, Any],
     batch_id: str,
@@ -222,6 +272,29 @@ def _expand(
     return conf
 
 
+def with_input(spec: dict[str, Any], input_uri: str) -> dict[str, Any]:
+    """A copy of a batch file's spec whose level-1 jobs read `input_uri`.
+
+    `input_uri` is an input manifest (`s3://bucket/key.manifest`) or, ending in '/', a frames
+    prefix (one sequence per video folder; a job's own `frameStep` is kept, else every frame).
+    Jobs above level 1 (chained) keep their input. Shapes are not checked here: `_expand` and
+    `validate_batch_config` report a bad URI with the field and the job.
+    """
+    spec = copy.deepcopy(spec)
+    for job in spec.get("labelingJobs") or []:
+        if not isinstance(job, dict) or job.get("jobLevel", 1) != 1:
+            continue
+        inputs = job.get("inputConfig") if isinstance(job.get("inputConfig"), dict) else {}
+        if "chainFromJobName" in inputs:
+            continue
+        step = inputs.get("frameStep", 1)
+        if input_uri.endswith("/"):
+            job["inputConfig"] = {"framesS3Prefix": input_uri, "frameStep": step}
+        else:
+            job["inputConfig"] = {"inputManifestS3Uri": input_uri}
+    return spec
+
+
 def materialize_batch(
     batch_file: BatchFile,
     run_time: datetime,
@@ -230,23 +303,37 @@ def materialize_batch(
     storage: Any,
     foreign_job_names: Any = None,
     preflight_clients: Any = "connection",
+    batch_id: str | None = None,
+    input_uri: str | None = None,
+    destination_sns_arn: str | None = None,
+    batch_exists: Callable[[str], bool] | None = None,
 ) -> BatchConfig:
     """Validate and pre-flight the run's batch config, then upload the label configs and build
     frame inputs.
 
-    Nothing is written before the config (with its job names checked by `foreign_job_names`) and
-    the pre-flight passed: the pre-flight reads the local label config files and lists the frame
-    prefixes instead of the objects the run would create. `preflight_clients` are
-    `smgt.preflight.AwsClients` (default: from the settings' AWS connection; None skips it). A
-    rejected config raises BatchConfigError, whose problems a running task also leaves in XCom.
+    Nothing is written before the config (with its job names checked by `foreign_job_names`, its
+    batch id by `batch_exists`) and the pre-flight passed: the pre-flight reads the local label
+    config files and lists the frame prefixes instead of the objects the run would create.
+    `preflight_clients` are `smgt.preflight.AwsClients` (default: from the settings' AWS
+    connection; None skips it). The batch id is `batch_id`, else `{batchIdPrefix}-{run stamp}`;
+    `input_uri` replaces the level-1 jobs' input (see `with_input`) and `destination_sns_arn` the
+    file's topic. A rejected config raises BatchConfigError, whose problems a running task also
+    leaves in XCom.
     """
     from smgt.batch import batch_prefix, record_rejection
     from smgt.manifests import build_video_inputs_from_prefix
 
-    batch_id = batch_id_for(batch_file.prefix, run_time)
+    batch_id = batch_id or batch_id_for(batch_file.prefix, run_time)
+    spec = with_input(batch_file.spec, input_uri) if input_uri else batch_file.spec
+    if destination_sns_arn:
+        spec = {**spec, "destinationSnsArn": destination_sns_arn}
     base = batch_prefix(settings, batch_id)
     sources = _Sources()
-    planned = _expand(batch_file.spec, batch_id, upload=None, frame_manifest=None, sources=sources)
+    try:
+        planned = _expand(spec, batch_id, upload=None, frame_manifest=None, sources=sources)
+    except BatchConfigError as exc:
+        record_rejection(exc.problems)
+        raise
     preflight = None
     if preflight_clients is not None:
         from smgt.preflight import aws_clients, preflight_batch
@@ -265,6 +352,7 @@ def materialize_batch(
             region=settings.region,
             max_job_level=settings.max_job_level,
             max_jobs=settings.max_jobs_per_batch,
+            batch_exists=batch_exists,
             existing_job_names=foreign_job_names,
             preflight=preflight,
         )
@@ -283,7 +371,7 @@ def materialize_batch(
         )
         return inputs.manifest_uri
 
-    conf = _expand(batch_file.spec, batch_id, upload=upload, frame_manifest=frame_manifest)
+    conf = _expand(spec, batch_id, upload=upload, frame_manifest=frame_manifest)
     # The same config with the real URIs; its names and inputs were checked above.
     return validate_batch_config(
         conf,

@@ -26,7 +26,7 @@ from smgt.batch import (
 )
 from smgt.dag_factory import FINALIZE_TASK_ID, RESOLVE_TASK_ID, level_group_id
 from smgt.gt.operators import ERROR_XCOM_KEY
-from smgt.metadata import RATE_TASK_ID
+from smgt.metadata import RATE_TASK_ID, REFUSED_ANSWER_XCOM_KEY
 
 BATCH_DAG_ID = "smgt_batch"
 RECURRING_DAG_PREFIX = "smgt_recurring_"
@@ -258,7 +258,12 @@ def _job_level_entry(batch_id: str, row: Mapping[str, Any], presign: Callable[[s
 
 def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -> str | None:
     if status == WAIT_FOR_META_DATA_INPUT:
-        return "waiting for downSamplingRate (batch-metadata/post or the Required Actions page)"
+        message = "waiting for downSamplingRate (batch-metadata/post or the Required Actions page)"
+        task_id, map_index = waiting_rate_task(snapshot) or (None, -1)
+        refused = snapshot.xcom(task_id, map_index, REFUSED_ANSWER_XCOM_KEY) if task_id else None
+        if isinstance(refused, dict) and refused.get("problem"):
+            message += f"; the last answer was refused: {refused['problem']}"
+        return message
     if status == INTERNAL_ERROR:
         outcome = snapshot.xcom(FINALIZE_TASK_ID, key="outcome") or {}
         if outcome.get("message"):
@@ -358,6 +363,25 @@ def load_batch(session: Any, batch_id: str) -> BatchSnapshot | None:
     return None
 
 
+def batch_id_in_use(session: Any, batch_id: str, *, exclude: tuple[str, str] | None = None) -> bool:
+    """Whether a run of the batch DAG or of a recurring batch DAG already uses `batch_id`: as its run
+    id, its conf's batchId or the batchId its resolve_batch returned. `exclude` = (dag_id, run_id)
+    leaves one run out (the run asking). Used by batch/create (409) and the trigger guard."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import or_, select
+
+    query = select(DagRun.dag_id, DagRun.run_id).where(
+        DagRun.run_id == batch_id,
+        or_(DagRun.dag_id == BATCH_DAG_ID, DagRun.dag_id.startswith(RECURRING_DAG_PREFIX)),
+    )
+    if any(tuple(row) != exclude for row in session.execute(query)):
+        return True
+    return any(
+        (run.dag_id, run.run_id) != exclude and _listed_batch_id(session, run) == batch_id
+        for run in _all_runs(session)
+    )
+
+
 def _all_runs(session: Any) -> list[Any]:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
@@ -371,8 +395,10 @@ def _listed_batch_id(session: Any, run: Any) -> str:
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
-    if run.dag_id == BATCH_DAG_ID:
-        return _batch_id_of(run, None)
+    conf = run.conf or {}
+    if run.dag_id == BATCH_DAG_ID and isinstance(conf.get("batchId"), str) and conf["batchId"]:
+        return conf["batchId"]
+    # A recurring batch, or a form run whose batchId resolve_batch generated from its template.
     row = session.scalars(select(XComModel).where(
         XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id,
         XComModel.task_id == RESOLVE_TASK_ID, XComModel.key == "return_value")).first()

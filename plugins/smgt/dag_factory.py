@@ -274,21 +274,69 @@ def build_batch_dag(
     return dag
 
 
-def batch_params(max_job_level: int) -> dict[str, Param]:
-    """Trigger-form Params from the config model's JSON schema, so the form rejects bad conf."""
-    from smgt.config import batch_config_json_schema
+def batch_params(max_job_level: int, *, settings: Any = None, batches_folder: Any = None) -> dict[str, Param]:
+    """The `smgt_batch` trigger form (see `smgt.trigger_form`): a template select, batchId, input,
+    topic and (advanced) labelingJobs, each with a description; defaults = the notebook's batch on
+    the demo manifest, so triggering the form unchanged starts a working batch. `max_job_level` is
+    checked by resolve_batch (it is part of the batch config rules), not by the form.
 
-    schema = batch_config_json_schema(max_job_level)
-    props = schema["properties"]
-    # null is allowed by the form only so that Airflow can build task contexts (callbacks) of a
-    # run without conf; resolve_batch rejects a missing batchId / labelingJobs by name.
-    return {
-        "batchId": Param(None, type=["null", "string"], title="Batch id (use it as the Run ID too)",
-                         **_strip(props["batchId"])),
-        "destinationSnsArn": Param(None, type=["null", "string"], title="SNS topic for the result message"),
-        "labelingJobs": Param(None, type=["null", "array"], title="Labeling jobs", **_strip(props["labelingJobs"])),
+    Read at parse time from the batch files' YAML only (no network). The fields carry only their
+    types: a bad value reaches resolve_batch, which rejects it with batch/create's messages
+    (`smgt.config.validate_batch_config`) instead of Airflow's JSON-schema wording.
+    """
+    from smgt.batch_files import batch_templates
+    from smgt.trigger_form import CUSTOM, default_template, demo_manifest_uri
+
+    settings = settings or get_settings()
+    templates = batch_templates(batches_folder)
+    names = [t.name for t in templates]
+    display = {
+        t.name: f"{t.name}: {t.description or f'{t.jobs} jobs'} (batch id {t.prefix}-...)" for t in templates
     }
-
-
-def _strip(schema: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in schema.items() if k not in ("type", "title", "default")}
+    display[CUSTOM] = "custom: write labelingJobs yourself (Advanced)"
+    return {
+        "template": Param(
+            default_template(names),
+            type="string",
+            enum=[*names, CUSTOM],
+            values_display=display,
+            title="Batch template",
+            description="A batch file of include/batches/: its jobs, label configs and level-2 audits. "
+                        "Fill in only the batch id and the input. 'custom': give labelingJobs under Advanced.",
+        ),
+        "batchId": Param(
+            None,
+            type=["null", "string"],
+            title="Batch id",
+            description="Optional. Letters, digits and '-', at most 63, not used by another batch; "
+                        "job names are <batch id>-<template job>. Empty: <template prefix>-<YYYYmmddHHMMSS>. "
+                        "Leave the Run ID empty (or equal to the batch id).",
+        ),
+        "input": Param(
+            demo_manifest_uri(settings),
+            type=["null", "string"],
+            title="Input",
+            description="What the template's level-1 jobs label: an input manifest (s3://bucket/key, one JSON "
+                        "line per video or image), or a frames prefix ending in '/' (one sequence per video "
+                        "folder below it). Empty: the template's own input. Default: the demo video.",
+        ),
+        "destinationSnsArn": Param(
+            None,
+            type=["null", "string"],
+            title="SNS topic for the result message",
+            description="Optional SNS topic ARN; empty: the template's, else the deployment's default topic.",
+            section="Advanced",
+        ),
+        "labelingJobs": Param(
+            None,
+            type=["null", "array"],
+            title="Labeling jobs (custom batch)",
+            description="Optional: the batch's jobs as JSON (SPEC section 2), e.g. from "
+                        "examples/notebook_batch.json. When given, the template and input are not used "
+                        "and the batch id is required.",
+            section="Advanced",
+            # Only "a list of objects" (the form then edits it as JSON): every rule of a job is
+            # checked by resolve_batch, with the API's messages, not by Airflow's JSON schema.
+            items={"type": "object"},
+        ),
+    }

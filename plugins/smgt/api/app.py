@@ -22,13 +22,12 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from smgt.api import aws
 from smgt.api.auth import (
     BATCH_DAG_ID,
-    RECURRING_DAG_PREFIX,
     GetUserDep,
     can_read,
     can_respond,
@@ -120,17 +119,6 @@ def _preflight_unavailable() -> type[Exception]:
     from smgt.preflight import PreflightUnavailableError
 
     return PreflightUnavailableError
-
-
-def _batch_exists(session: Any, batch_id: str) -> bool:
-    """A run of the batch DAG or of any recurring batch DAG already uses this id."""
-    from airflow.models.dagrun import DagRun
-
-    query = select(DagRun.dag_id).where(
-        DagRun.run_id == batch_id,
-        or_(DagRun.dag_id == BATCH_DAG_ID, DagRun.dag_id.startswith(RECURRING_DAG_PREFIX)),
-    )
-    return session.scalar(query.limit(1)) is not None
 
 
 def _dag_bag(request: Request) -> Any:
@@ -233,9 +221,10 @@ def create_app() -> FastAPI:
         duplicate: list[str] = []
 
         def batch_exists(batch_id: str) -> bool:
-            # A run id equal to the batchId, or any batch run whose conf carries it (runs triggered
-            # from the UI form get a generated run id): batch_status knows how batches are found.
-            if _batch_exists(session, batch_id) or _batch_status_module().load_batch(session, batch_id):
+            # A run id equal to the batchId, or any batch run whose conf or resolved config carries
+            # it (runs triggered from the UI form get a generated run id): batch_status knows how
+            # batches are found; the trigger guard asks the same question.
+            if _batch_status_module().batch_id_in_use(session, batch_id):
                 duplicate.append(batch_id)
                 return True
             return False
