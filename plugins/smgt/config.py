@@ -75,6 +75,18 @@ def _number(value: Any) -> Any:
 S3Uri = Annotated[StrictStr, Field(max_length=1024)]
 Number = Annotated[float, BeforeValidator(_number)]
 
+# Down-sampling strategies (smgt.manifests): "random" (seeded uniform sample) or "targeted" (the
+# parent's highest-risk frames first, scored by smgt.qa, plus an exploration share drawn at random).
+SamplingStrategy = Literal["random", "targeted"]
+# Modalities (by base) whose labels smgt.qa scores, hence that targeted sampling can rank.
+TARGETED_BASES = ("VideoObjectTracking", "VideoObjectDetection", "BoundingBox")
+
+
+def _exploration(value: float | None) -> float | None:
+    if value is not None and not (0 <= value <= 100):
+        raise ValueError(f"must be a percentage of the frame budget with 0 <= share <= 100, got {value!r}")
+    return value
+
 
 class InputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,6 +95,11 @@ class InputConfig(BaseModel):
     chainFromJobName: StrictStr | None = Field(default=None, max_length=63)
     # Percentage of frames (video) or lines (images) of the parent's output sent to this job.
     downSamplingRate: Number | None = None
+    # How the rate's budget is filled: "random" (default) or "targeted" (highest QA risk first).
+    samplingStrategy: SamplingStrategy | None = None
+    # Targeted only: percent of each budget drawn at random from the frames not picked for risk
+    # (default 10), so the residual error rate can be estimated without bias.
+    explorationPercent: Number | None = None
 
     @field_validator("inputManifestS3Uri")
     @classmethod
@@ -103,13 +120,35 @@ class InputConfig(BaseModel):
             raise ValueError(f"must be a number with 0 < rate <= 100, got {value!r}")
         return value
 
+    @field_validator("explorationPercent")
+    @classmethod
+    def _exploration_share(cls, value: float | None) -> float | None:
+        return _exploration(value)
+
     @model_validator(mode="after")
     def _exactly_one_source(self) -> InputConfig:
         if (self.inputManifestS3Uri is None) == (self.chainFromJobName is None):
             raise ValueError("needs exactly one of inputManifestS3Uri or chainFromJobName")
         if self.downSamplingRate is not None and self.chainFromJobName is None:
             raise ValueError("downSamplingRate only applies to a job with chainFromJobName")
+        for name in ("samplingStrategy", "explorationPercent"):
+            if getattr(self, name) is not None and self.chainFromJobName is None:
+                raise ValueError(f"{name} only applies to a job with chainFromJobName")
+        if self.explorationPercent is not None and self.samplingStrategy == "random":
+            raise ValueError("explorationPercent only applies with samplingStrategy 'targeted'")
         return self
+
+
+class QaConfig(BaseModel):
+    """How smgt.qa checks this job's labels beyond the built-in signals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Frame attribute -> the labels it counts (empty list: every label). A frame whose attribute
+    # differs from its number of such objects is flagged (e.g. {"Number_Of_Vehicles": ["Vehicle"]}).
+    frameAttributeCounts: dict[Annotated[StrictStr, Field(min_length=1, max_length=128)],
+                               list[Annotated[StrictStr, Field(min_length=1, max_length=127)]]] = Field(
+        default_factory=dict, max_length=50)
 
 
 class LabelingJobConfig(BaseModel):
@@ -130,6 +169,7 @@ class LabelingJobConfig(BaseModel):
         default=DEFAULT_TASK_AVAILABILITY_LIFETIME, ge=60, le=864_000
     )
     taskTimeLimitInSeconds: StrictInt = Field(default=DEFAULT_TASK_TIME_LIMIT, ge=30, le=604_800)
+    qa: QaConfig | None = None
 
     @field_validator("jobName")
     @classmethod
@@ -183,6 +223,11 @@ class LabelingJobConfig(BaseModel):
         modality = MODALITIES.get(info.data.get("jobModality", ""))
         if modality is not None and modality.is_audit and value.chainFromJobName is None:
             raise ValueError(f"chainFromJobName is required: {modality.name} adjusts a parent job's labels")
+        if modality is not None and value.samplingStrategy == "targeted" and modality.base not in TARGETED_BASES:
+            raise ValueError(
+                f"samplingStrategy 'targeted' ranks frames by the QA risk of video frame labels and image "
+                f"boxes ({', '.join(TARGETED_BASES)} and their audits); {modality.name} labels are not scored"
+            )
         return value
 
     @field_validator("taskTimeLimitInSeconds")
@@ -220,6 +265,10 @@ class BatchConfig(BaseModel):
     batchId: StrictStr = Field(max_length=63)
     destinationSnsArn: StrictStr | None = Field(default=None, max_length=1024)
     labelingJobs: list[LabelingJobConfig] = Field(min_length=1)
+    # Defaults for chained jobs that do not say (inputConfig.samplingStrategy / explorationPercent);
+    # a "targeted" default applies to the jobs whose labels smgt.qa scores (TARGETED_BASES) only.
+    samplingStrategy: SamplingStrategy | None = None
+    explorationPercent: Number | None = None
 
     def job(self, name: str) -> LabelingJobConfig:
         key = name.lower()
@@ -292,6 +341,7 @@ def validate_batch_config(
     sns = data.get("destinationSnsArn")
     if sns is not None and (not isinstance(sns, str) or not SNS_ARN_RE.fullmatch(sns)):
         problems.append(f"destinationSnsArn: {_short(sns)} is not an SNS topic ARN")
+    defaults = _sampling_defaults(data, problems)
 
     raw_jobs = data.get("labelingJobs")
     jobs: list[LabelingJobConfig] = []
@@ -306,7 +356,7 @@ def validate_batch_config(
     else:
         jobs = _validate_jobs(raw_jobs, max_job_level, problems)
         if len(jobs) == len(raw_jobs):
-            jobs = _check_across_jobs(jobs, problems)
+            jobs = _check_across_jobs(jobs, problems, defaults)
 
     if problems:
         raise BatchConfigError(problems)
@@ -319,12 +369,30 @@ def validate_batch_config(
                 f"labelingJobs[{_index_of(jobs, name)}] {name!r}: jobName: a Ground Truth labeling job "
                 "with this name already exists (GT keeps names unique per account and region forever)"
             )
-    config = BatchConfig(batchId=batch_id, destinationSnsArn=sns, labelingJobs=jobs)
+    config = BatchConfig(batchId=batch_id, destinationSnsArn=sns, labelingJobs=jobs, **defaults)
     if preflight is not None and not duplicate:
         problems.extend(preflight(config))
     if problems:
         raise BatchConfigError(problems)
     return config
+
+
+def _sampling_defaults(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The batch-level samplingStrategy / explorationPercent, checked like the job-level fields."""
+    out: dict[str, Any] = {}
+    strategy = data.get("samplingStrategy")
+    if strategy is not None:
+        if strategy not in ("random", "targeted"):
+            problems.append(f"samplingStrategy: {_short(strategy)} must be 'random' or 'targeted'")
+        else:
+            out["samplingStrategy"] = strategy
+    share = data.get("explorationPercent")
+    if share is not None:
+        try:
+            out["explorationPercent"] = _exploration(_number(share))
+        except ValueError as exc:
+            problems.append(f"explorationPercent: {exc}")
+    return out
 
 
 def _index_of(jobs: list[LabelingJobConfig], name: str) -> int:
@@ -357,8 +425,10 @@ def _validate_jobs(raw_jobs: list[Any], max_job_level: int, problems: list[str])
     return jobs
 
 
-def _check_across_jobs(jobs: list[LabelingJobConfig], problems: list[str]) -> list[LabelingJobConfig]:
-    """Rules between jobs; returns the jobs with inherited/default fields filled in."""
+def _check_across_jobs(jobs: list[LabelingJobConfig], problems: list[str],
+                       defaults: dict[str, Any] | None = None) -> list[LabelingJobConfig]:
+    """Rules between jobs; returns the jobs with inherited/default fields filled in (`defaults`: the
+    batch-level samplingStrategy / explorationPercent for chained jobs that give none)."""
     by_name: dict[str, LabelingJobConfig] = {}
     for index, job in enumerate(jobs):
         key = job.jobName.lower()  # GT job names are case-insensitive
@@ -403,10 +473,18 @@ def _check_across_jobs(jobs: list[LabelingJobConfig], problems: list[str]) -> li
         if job.labelCategoryConfigS3Uri is None:
             parent = filled[job.inputConfig.chainFromJobName.lower()]
             updates["labelCategoryConfigS3Uri"] = parent.labelCategoryConfigS3Uri
+        sampling = _sampling_updates(job, defaults or {})
+        if sampling:
+            updates["inputConfig"] = job.inputConfig.model_copy(update=sampling)
         filled[job.jobName.lower()] = job.model_copy(update=updates)
 
     result = [filled[j.jobName.lower()] for j in jobs]
     for index, job in enumerate(result):
+        if job.inputConfig.explorationPercent is not None and job.inputConfig.samplingStrategy != "targeted":
+            problems.append(
+                f"labelingJobs[{index}] {job.jobName!r}: inputConfig.explorationPercent: only applies with "
+                "samplingStrategy 'targeted' (set it on the job or as the batch's samplingStrategy)"
+            )
         parent_name = job.inputConfig.chainFromJobName
         if parent_name and filled[parent_name.lower()].labelAttributeName == job.labelAttributeName:
             problems.append(
@@ -414,6 +492,21 @@ def _check_across_jobs(jobs: list[LabelingJobConfig], problems: list[str]) -> li
                 f"must differ from the chained parent's ({parent_name!r}); GT would overwrite its labels"
             )
     return result
+
+
+def _sampling_updates(job: LabelingJobConfig, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The batch's sampling defaults a chained job takes (only what it does not say itself)."""
+    config = job.inputConfig
+    if config.chainFromJobName is None:
+        return {}
+    updates: dict[str, Any] = {}
+    strategy = config.samplingStrategy
+    default = defaults.get("samplingStrategy")
+    if strategy is None and default is not None and (default == "random" or job.modality.base in TARGETED_BASES):
+        strategy = updates["samplingStrategy"] = default
+    if strategy == "targeted" and config.explorationPercent is None and defaults.get("explorationPercent") is not None:
+        updates["explorationPercent"] = defaults["explorationPercent"]
+    return updates
 
 
 def _check_chain_compatible(

@@ -42,6 +42,12 @@ FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 RECORD_SUFFIX = ".sampling.jsonl"
 # Sequences (or lines) detailed in the summary; it travels as XCom, the full record is a file.
 SUMMARY_LIMIT = 10
+# Down-sampling strategies (inputConfig.samplingStrategy): a seeded uniform sample, or the
+# highest-risk frames (smgt.qa) first with an exploration share drawn at random.
+RANDOM, TARGETED = "random", "targeted"
+STRATEGIES = (RANDOM, TARGETED)
+DEFAULT_EXPLORATION = 10.0  # percent of each budget
+RECORD_REASONS = 3  # reasons kept per chosen frame in the sampling record
 
 
 class ManifestError(ValueError):
@@ -115,6 +121,24 @@ class Storage:
             raise ManifestError(f"{uri}: no such file") from None
         except Exception as exc:
             # NoSuchKey is a modelled error class of the client, so it cannot be imported up front.
+            if type(exc).__name__ == "NoSuchKey":
+                raise ManifestError(f"{uri}: no such object") from None
+            raise
+
+    def read_head(self, uri: str, size: int) -> bytes:
+        """The first `size` bytes of an object (S3: one ranged GET), e.g. an image's header.
+
+        Raises ManifestError when the object does not exist.
+        """
+        try:
+            if is_s3_uri(uri):
+                bucket, key = parse_s3_uri(uri)
+                return self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
+            with open(_local_path(uri), "rb") as f:
+                return f.read(size)
+        except FileNotFoundError:
+            raise ManifestError(f"{uri}: no such file") from None
+        except Exception as exc:
             if type(exc).__name__ == "NoSuchKey":
                 raise ManifestError(f"{uri}: no such object") from None
             raise
@@ -239,6 +263,37 @@ def sample_sequence(sequence: dict[str, Any], rate: float | None, rng: random.Ra
     return sampled
 
 
+def exploration_count(budget: int, exploration: float, rng: random.Random) -> int:
+    """How many of `budget` picks are exploration: `budget * exploration / 100`, its fraction rounded
+    up with that probability (one draw from `rng`), so the share holds on average even for budgets of
+    a few frames, where plain rounding would always give 0 or always 1."""
+    exact = budget * Fraction(str(exploration)) / 100
+    whole = math.floor(exact)
+    return min(budget, whole + (1 if rng.random() < exact - whole else 0))
+
+
+def targeted_choice(risks: list[float], budget: int, exploration: float,
+                    rng: random.Random) -> list[tuple[int, str]]:
+    """Pick `budget` of `len(risks)` items: the highest risks first, an exploration share at random.
+
+    Returns (index, pick) sorted by index, pick being "risk" (chosen for its risk > 0), "explore"
+    (drawn uniformly from every item not chosen for risk, so each had the same chance: the unbiased
+    part) or "fill" (risk 0, drawn at random because fewer than the budget carry any risk). Ties in
+    risk are broken at random. Deterministic for the state of `rng`.
+    """
+    n = len(risks)
+    budget = min(budget, n)
+    explore = exploration_count(budget, exploration, rng)
+    tiebreak = [rng.random() for _ in range(n)]
+    order = sorted(range(n), key=lambda i: (-risks[i], tiebreak[i]))
+    by_risk = order[: budget - explore]
+    chosen = {i: ("risk" if risks[i] > 0 else "fill") for i in by_risk}
+    rest = sorted(set(range(n)) - set(by_risk))
+    for i in rng.sample(rest, explore):
+        chosen[i] = "explore"
+    return sorted(chosen.items())
+
+
 def _frame_label(frame: Any) -> Any:
     return frame.get("frame", frame.get("frame-no")) if isinstance(frame, dict) else frame
 
@@ -326,8 +381,13 @@ class SamplingSummary:
     # Per sequence (frame level) or per kept line (line level), only the first SUMMARY_LIMIT.
     samples: list[dict[str, Any]] = field(default_factory=list)
     samples_truncated: bool = False
+    strategy: str = RANDOM
+    exploration: float | None = None  # targeted only: percent of each budget drawn at random
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.strategy != RANDOM:
+            extra = {"strategy": self.strategy, "explorationPercent": self.exploration}
         return {
             "manifestUri": self.manifest_uri,
             "recordUri": self.record_uri,
@@ -341,6 +401,7 @@ class SamplingSummary:
             "linesWithoutLabel": self.lines_without_label,
             "samples": self.samples,
             "samplesTruncated": self.samples_truncated,
+            **extra,
         }
 
 
@@ -411,8 +472,18 @@ def build_chained_manifest(
     parent_label_attribute: str | None = None,
     sequences_prefix_uri: str | None = None,
     summary_limit: int = SUMMARY_LIMIT,
+    strategy: str = RANDOM,
+    exploration: float | None = None,
+    count_rules: dict[str, list[str]] | None = None,
 ) -> SamplingSummary:
     """Write a chained job's input manifest from its parent's output manifest.
+
+    `strategy` "random" samples uniformly; "targeted" scores the parent's labels (smgt.qa) and fills
+    each budget (per sequence for frames, per manifest for lines) with the highest-risk frames or
+    lines first, keeping `exploration` percent of it (default 10) drawn at random from the rest; the
+    record then lists every chosen frame's risk, pick and reasons. Targeted needs
+    `parent_label_attribute` (the label it scores); `count_rules` (frame attribute -> labels it
+    counts) adds the frame-attribute check.
 
     Lines keep everything the parent's output put on them (label reference, `-metadata`); only
     `source-ref` changes, and only for down-sampled sequences. `rate` None or 100 copies the lines
@@ -424,6 +495,16 @@ def build_chained_manifest(
     storage = as_storage(storage)
     media = MediaKind(media)
     check_rate(rate)
+    if strategy not in STRATEGIES:
+        raise ManifestError(f"samplingStrategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    targeting = None
+    if strategy == TARGETED and not is_copy_rate(rate):
+        if parent_label_attribute is None:
+            raise ManifestError("samplingStrategy 'targeted' needs the parent's label attribute to score its labels")
+        exploration = DEFAULT_EXPLORATION if exploration is None else exploration
+        if isinstance(exploration, bool) or not isinstance(exploration, int | float) or not 0 <= exploration <= 100:
+            raise ManifestError(f"explorationPercent: must be a number from 0 to 100, got {exploration!r}")
+        targeting = _Targeting(parent_label_attribute, float(exploration), count_rules)
     label_check = _LabelCheck(parent_label_attribute, parent_output_manifest_uri)
     if is_copy_rate(rate):
         summary = _copy_lines(storage, parent_output_manifest_uri, out_manifest_uri, label_check)
@@ -438,6 +519,7 @@ def build_chained_manifest(
             job_name,
             label_check,
             summary_limit,
+            targeting,
         )
     else:
         summary = _sample_lines(
@@ -449,11 +531,34 @@ def build_chained_manifest(
             job_name,
             label_check,
             summary_limit,
+            targeting,
         )
+    if targeting is not None:
+        summary.strategy, summary.exploration = TARGETED, targeting.exploration
     summary.media = media.value
     summary.rate = rate
     summary.lines_without_label = label_check.missing
     return summary
+
+
+@dataclass(frozen=True)
+class _Targeting:
+    label_attribute: str
+    exploration: float
+    count_rules: dict[str, list[str]] | None
+
+    def score(self, storage: Storage, obj: dict[str, Any], number: int) -> Any:  # -> smgt.qa.ObjectRisk
+        from smgt.qa import score_output_line  # smgt.qa reads labels through this module
+
+        return score_output_line(storage, obj, self.label_attribute, line=number, count_rules=self.count_rules)
+
+
+def _scored_pick(index_name: Any, risk: Any, pick: str) -> dict[str, Any]:
+    """A chosen frame (or line) in the sampling record: its risk, why it was picked and the top reasons."""
+    entry: dict[str, Any] = {"frame": index_name, "risk": round(risk.risk, 4) if risk else 0.0, "pick": pick}
+    if risk is not None and risk.findings:
+        entry["reasons"] = risk.reasons[:RECORD_REASONS]
+    return entry
 
 
 def _copy_lines(storage: Storage, src: str, dest: str, label_check: _LabelCheck) -> SamplingSummary:
@@ -477,6 +582,7 @@ def _sample_frames(
     job_name: str,
     label_check: _LabelCheck,
     summary_limit: int,
+    targeting: _Targeting | None = None,
 ) -> SamplingSummary:
     record_uri = record_uri_for(dest)
     summary = SamplingSummary(dest, record_uri, "", "frames", rate)
@@ -491,7 +597,10 @@ def _sample_frames(
                 if not isinstance(sequence, dict):
                     raise ManifestError("not a JSON object")
                 rng = random.Random(sample_seed(batch_id, job_name, source_ref))
-                sampled = sample_sequence(sequence, rate, rng)
+                if targeting is None:
+                    sampled, targeted = sample_sequence(sequence, rate, rng), None
+                else:
+                    sampled, targeted = _target_sequence(storage, sequence, obj, number, rate, rng, targeting)
             except ManifestError as exc:
                 raise ManifestError(f"{src}: line {number + 1}: sequence file {source_ref}: {exc}") from None
             # The line number keeps names unique when two videos' sequence files share a base name.
@@ -509,6 +618,8 @@ def _sample_frames(
                 "framesOut": n_out,
                 "frames": [_frame_label(f) for f in sampled["frames"]],
             }
+            if targeted is not None:
+                entry.update(targeted)
             record.write(_json_line(entry))
             summary.lines_in += 1
             summary.lines_out += 1
@@ -522,6 +633,35 @@ def _sample_frames(
     return summary
 
 
+def _target_sequence(storage: Storage, sequence: dict[str, Any], obj: dict[str, Any], number: int,
+                     rate: float | None, rng: random.Random, targeting: _Targeting) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The targeted sample of one sequence and what the record says about it."""
+    frames = sequence.get("frames")
+    if not isinstance(frames, list):
+        raise ManifestError("sequence file has no 'frames' list")
+    scored = targeting.score(storage, obj, number)
+    by_name = {f.frame: f for f in scored.frames}
+    risks = [by_name.get(_frame_label(f)) for f in frames]
+    picks = targeted_choice([r.risk if r else 0.0 for r in risks], kept_count(len(frames), rate),
+                            targeting.exploration, rng)
+    sampled = dict(sequence)
+    sampled["frames"] = [frames[i] for i, _ in picks]
+    sampled["number-of-frames"] = len(picks)
+    by_risk = sum(1 for _, pick in picks if pick != "explore")
+    info: dict[str, Any] = {
+        "strategy": TARGETED,
+        "framesFlagged": sum(1 for r in risks if r and r.findings),
+        # Exploration frames were drawn uniformly from this many frames (those not picked for risk):
+        # each had explored / pool chance, the weight for an unbiased residual error estimate.
+        "explorationPool": len(frames) - by_risk,
+        "explored": len(picks) - by_risk,
+        "scores": [_scored_pick(_frame_label(frames[i]), risks[i], pick) for i, pick in picks],
+    }
+    if scored.error:
+        info["scoreError"] = scored.error
+    return sampled, info
+
+
 def _sample_lines(
     storage: Storage,
     src: str,
@@ -531,9 +671,15 @@ def _sample_lines(
     job_name: str,
     label_check: _LabelCheck,
     summary_limit: int,
+    targeting: _Targeting | None = None,
 ) -> SamplingSummary:
     """Exactly `kept_count(total, rate)` lines in O(1) memory: a counting pass, then selection
-    sampling (Knuth's Algorithm S), which keeps line t with probability needed / remaining."""
+    sampling (Knuth's Algorithm S), which keeps line t with probability needed / remaining.
+
+    Targeted: the first pass scores every line (8 bytes of risk per line are kept), the picks are
+    made from the risks, and the second pass writes the picked lines."""
+    if targeting is not None:
+        return _target_lines(storage, src, dest, rate, batch_id, job_name, label_check, summary_limit, targeting)
     total = sum(1 for _ in _content_lines(storage, src))
     needed = kept_count(total, rate)
     rng = random.Random(sample_seed(batch_id, job_name))
@@ -553,6 +699,44 @@ def _sample_lines(
             label_check(obj, number)
             out.write(line + b"\n")  # the original bytes: the parent's annotations stay untouched
             entry = {"line": number, "source-ref": obj["source-ref"]}
+            record.write(_json_line(entry))
+            summary.lines_out += 1
+            if len(summary.samples) < summary_limit:
+                summary.samples.append(entry)
+            else:
+                summary.samples_truncated = True
+        if seen != total:
+            raise ManifestError(f"{src}: changed while being sampled ({total} lines, then {seen})")
+    return summary
+
+
+def _target_lines(storage: Storage, src: str, dest: str, rate: float | None, batch_id: str, job_name: str,
+                  label_check: _LabelCheck, summary_limit: int, targeting: _Targeting) -> SamplingSummary:
+    from array import array
+
+    risks = array("d")  # the only per-line state: 8 bytes a line
+    for number, line in enumerate(_content_lines(storage, src)):
+        obj = _parse_line(line, number, src)
+        label_check(obj, number)
+        risks.append(targeting.score(storage, obj, number).risk)
+    total = len(risks)
+    rng = random.Random(sample_seed(batch_id, job_name))
+    picks = dict(targeted_choice(list(risks), kept_count(total, rate), targeting.exploration, rng))
+    record_uri = record_uri_for(dest)
+    summary = SamplingSummary(dest, record_uri, "", "lines", rate, lines_in=total)
+    seen = 0
+    with storage.open_write(dest) as out, storage.open_write(record_uri) as record:
+        for number, line in enumerate(_content_lines(storage, src)):
+            seen += 1
+            if number not in picks:
+                continue
+            obj = _parse_line(line, number, src)
+            out.write(line + b"\n")
+            entry: dict[str, Any] = {"line": number, "source-ref": obj["source-ref"], "risk": round(risks[number], 4),
+                                     "pick": picks[number]}
+            if risks[number] > 0:  # scored again (image labels are inline: cheap) for the reasons
+                reasons = [r for f in targeting.score(storage, obj, number).frames for r in f.reasons]
+                entry["reasons"] = reasons[:RECORD_REASONS]
             record.write(_json_line(entry))
             summary.lines_out += 1
             if len(summary.samples) < summary_limit:
