@@ -34,6 +34,14 @@ class SmgtPlugin(AirflowPlugin):
         }
     ]
 
+    # The trigger form and the REST API refuse a smgt_batch run whose batchId another batch uses
+    # (the run's own tasks cannot see other runs' confs): smgt.api.trigger_guard.
+    @cached_property
+    def fastapi_root_middlewares(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        from smgt.api.trigger_guard import DuplicateBatchIdGuard
+
+        return [{"name": "smgt duplicate batchId guard", "middleware": DuplicateBatchIdGuard}]
+
     @cached_property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
         from smgt.api import create_app

@@ -293,7 +293,7 @@ def batch_params(max_job_level: int, *, settings: Any = None, batches_folder: An
     display = {
         t.name: f"{t.name}: {t.description or f'{t.jobs} jobs'} (batch id {t.prefix}-...)" for t in templates
     }
-    display[CUSTOM] = "custom: write labelingJobs yourself (Advanced)"
+    display[CUSTOM] = "custom: write labelingJobs yourself (Custom batch)"
     return {
         "template": Param(
             default_template(names),
@@ -302,7 +302,7 @@ def batch_params(max_job_level: int, *, settings: Any = None, batches_folder: An
             values_display=display,
             title="Batch template",
             description="A batch file of include/batches/: its jobs, label configs and level-2 audits. "
-                        "Fill in only the batch id and the input. 'custom': give labelingJobs under Advanced.",
+                        "Fill in only the batch id and the input. 'custom': give labelingJobs under Custom batch.",
         ),
         "batchId": Param(
             None,
@@ -325,7 +325,7 @@ def batch_params(max_job_level: int, *, settings: Any = None, batches_folder: An
             type=["null", "string"],
             title="SNS topic for the result message",
             description="Optional SNS topic ARN; empty: the template's, else the deployment's default topic.",
-            section="Advanced",
+            section="Custom batch",
         ),
         "labelingJobs": Param(
             None,
@@ -334,7 +334,7 @@ def batch_params(max_job_level: int, *, settings: Any = None, batches_folder: An
             description="Optional: the batch's jobs as JSON (SPEC section 2), e.g. from "
                         "examples/notebook_batch.json. When given, the template and input are not used "
                         "and the batch id is required.",
-            section="Advanced",
+            section="Custom batch",
             # Only "a list of objects" (the form then edits it as JSON): every rule of a job is
             # checked by resolve_batch, with the API's messages, not by Airflow's JSON schema.
             items={"type": "object"},

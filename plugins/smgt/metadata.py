@@ -21,8 +21,8 @@ RATE_TASK_ID = "down_sampling_rate"  # inside the level_N task group
 class DownSamplingRateOperator(HITLEntryOperator):
     """Ask a QA manager for `downSamplingRate` when a chained job of this level has none.
 
-    Skips itself (no prompt) when every chained job of the level carries its own rate. The
-    answer is validated by the Param schema (0 < rate <= 100) before the task resumes.
+    Skips itself (no prompt) when every chained job of the level carries its own rate. An answer
+    that is not a rate (0 < rate <= 100) is refused and the question asked again.
     """
 
     def __init__(self, *, level: int, config_task_id: str, **kwargs: Any) -> None:
@@ -63,11 +63,30 @@ class DownSamplingRateOperator(HITLEntryOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if "error" not in event:
+            rate = (event.get("params_input") or {}).get(RATE_PARAM)
+            problem = rate_problem(rate)
+            if problem:
+                # Airflow's Required Actions form stores any answer (it does not check the Param's
+                # schema). Failing here would end the batch over a typo: refuse the answer, say why
+                # (task log, batch/show), and ask again in the same try.
+                by = (event.get("responded_by_user") or {}).get("name")
+                self.log.warning("refused %s's answer: %s; asking again", by or "the", problem)
+                context["ti"].xcom_push(key=REFUSED_ANSWER_XCOM_KEY, value={"by": by, "problem": problem})
+                return self.execute(context)
         result = super().execute_complete(context, event)
-        rate = (result.get("params_input") or {}).get(RATE_PARAM)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 100:
-            raise ValueError(f"{RATE_PARAM}: must be a number with 0 < rate <= 100, got {rate!r}")
-        return {RATE_PARAM: rate}
+        return {RATE_PARAM: result["params_input"][RATE_PARAM]}
+
+
+# XCom key of the rate task: the last answer it refused ({"by", "problem"}), shown by batch/show.
+REFUSED_ANSWER_XCOM_KEY = "refused_answer"
+
+
+def rate_problem(rate: Any) -> str | None:
+    """Why `rate` is not a down-sampling rate (a number with 0 < rate <= 100), or None."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 100:
+        return f"{RATE_PARAM}: must be a number with 0 < rate <= 100, got {rate!r}"
+    return None
 
 
 # How old an AWAITING_INPUT park must be before it is answered. Airflow 3.3 race: the worker that

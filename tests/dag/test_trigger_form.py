@@ -105,7 +105,7 @@ def test_form_params_survive_serialization_as_the_ui_reads_them() -> None:
     template = params["template"].dump()
     assert template["value"] == "notebook_tracking"
     assert template["schema"]["values_display"][CUSTOM].startswith("custom: write labelingJobs yourself")
-    assert params["labelingJobs"].dump()["schema"]["section"] == "Advanced"
+    assert params["labelingJobs"].dump()["schema"]["section"] == "Custom batch"
 
 
 # ---------------------------------------------------------------- resolve_batch from the form

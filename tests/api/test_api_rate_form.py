@@ -1,0 +1,71 @@
+"""Airflow's Required Actions form stores any answer (it does not check the rate Param's schema): a
+rate outside 0 < rate <= 100 given there is refused and asked again, the batch keeps waiting and
+batch/show says why, and a good answer then completes the batch. Through Airflow's own HITL
+endpoint, the one the form calls."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch
+
+from smgt.metadata import PARK_SETTLE_SECONDS
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+RATE_TASK = "level_2.down_sampling_rate"
+
+
+def show(stack, batch_id: str) -> dict[str, Any]:
+    return stack.session("admin").get(stack.api("batch/show"), params={"batchId": batch_id}, timeout=30).json()
+
+
+def wait_for(stack, batch_id: str, condition: Any, timeout: float, what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        detail = show(stack, batch_id)
+        if condition(detail):
+            return detail
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout} s: {detail}\n{stack.logs(30)}")
+        time.sleep(1)
+
+
+def rate_task_state(stack, batch_id: str) -> dict[str, Any]:
+    url = f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}/dagRuns/{batch_id}/taskInstances/{RATE_TASK}"
+    return stack.session("admin").get(url, timeout=30).json()
+
+
+def test_a_rate_out_of_range_in_airflows_form_is_refused_and_asked_again(stack) -> None:
+    batch_id = new_batch_id("form-rate")
+    admin = stack.session("admin")
+    resp = admin.post(stack.api("batch/create"), json=notebook_batch(batch_id), timeout=120)
+    assert resp.status_code == 200, resp.text
+    wait_for(stack, batch_id, lambda d: d["status"] == "WAIT_FOR_META_DATA_INPUT", 240, "never waited for the rate")
+    # A person takes longer than the worker that parked the task takes to exit (PARK_SETTLE_SECONDS
+    # says why an answer within seconds races Airflow 3.3's executor event; batch-metadata/post waits).
+    time.sleep(PARK_SETTLE_SECONDS)
+
+    hitl = f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}/dagRuns/{batch_id}/taskInstances/{RATE_TASK}/-1/hitlDetails"
+    answered = admin.patch(hitl, json={"chosen_options": ["OK"], "params_input": {"downSamplingRate": 500}},
+                           timeout=30)
+    assert answered.status_code == 200, answered.text  # Airflow takes it: its form does not validate
+
+    refused = "the last answer was refused: downSamplingRate: must be a number with 0 < rate <= 100, got 500"
+    detail = wait_for(stack, batch_id, lambda d: refused in d.get("message", ""), 120,
+                      "the refused answer was not reported")
+    assert detail["status"] == "WAIT_FOR_META_DATA_INPUT"
+    task = rate_task_state(stack, batch_id)
+    assert task["state"] == "awaiting_input" and task["try_number"] == 1, task  # asked again, same try
+    again = admin.get(hitl, timeout=30).json()
+    assert again["response_received"] is False and again["params_input"] == {}
+
+    resp = admin.post(stack.api("batch-metadata/post"), json={"batchId": batch_id, "downSamplingRate": 50},
+                      timeout=120)
+    assert resp.status_code == 200, resp.text
+    detail = wait_for(stack, batch_id, lambda d: d["status"] in ("COMPLETE", "INTERNAL_ERROR"), 300,
+                      "the batch did not finish")
+    assert detail["status"] == "COMPLETE", detail
+    assert {j["downSamplingRate"] for j in detail["secondLevel"]["jobLevels"]} == {50}
