@@ -5,9 +5,12 @@ run time (`POST /_smgt/faults`), e.g.
 
     {"fail_jobs": [{"pattern": "*-fail*", "reason": "ClientError: simulated"}],
      "throttle_rate": 0.2, "throttle_actions": ["DescribeLabelingJob"],
-     "delay_jobs": [{"pattern": "slow-*", "seconds": 30}]}
+     "delay_jobs": [{"pattern": "slow-*", "seconds": 30}],
+     "label_errors": [{"pattern": "*-vehicle", "frame_share": 0.1, "seed": 7}]}
 
 Patterns are shell-style globs matched case-insensitively (GT job names are case-insensitive).
+`label_errors` makes the simulated workforce label with known mistakes (injection.py); a job takes
+the rules in force when it starts (or resumes after a restart).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .injection import LabelErrors
 
 DEFAULT_FAILURE_REASON = "ClientError: simulated failure injected by the local Ground Truth emulator"
 
@@ -42,11 +47,12 @@ class Faults:
     throttle_rate: float = 0.0
     # Empty = every SageMaker action this emulator serves.
     throttle_actions: tuple[str, ...] = ()
+    label_errors: tuple[LabelErrors, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Faults:
         data = dict(data or {})
-        unknown = set(data) - {"fail_jobs", "delay_jobs", "throttle_rate", "throttle_actions"}
+        unknown = set(data) - {"fail_jobs", "delay_jobs", "throttle_rate", "throttle_actions", "label_errors"}
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
         rate = float(data.get("throttle_rate", 0.0))
@@ -58,6 +64,7 @@ class Faults:
                              for d in data.get("delay_jobs", ())),
             throttle_rate=rate,
             throttle_actions=tuple(data.get("throttle_actions", ())),
+            label_errors=tuple(LabelErrors.from_dict(e) for e in data.get("label_errors", ())),
         )
 
     @classmethod
@@ -72,6 +79,10 @@ class Faults:
             if _matches(f.pattern, job_name):
                 return f.reason
         return None
+
+    def label_errors_for(self, job_name: str) -> LabelErrors | None:
+        """The first label error injection rule matching the job, if any."""
+        return next((e for e in self.label_errors if e.matches(job_name)), None)
 
     def delay_for(self, job_name: str) -> float:
         return sum(d.seconds for d in self.delay_jobs if _matches(d.pattern, job_name))

@@ -31,6 +31,7 @@ class Task:
     label_attribute: str
     consolidated_prefix: str  # s3://.../{job}/annotations/consolidated-annotation/output
     seed: int
+    label_errors: Any = None  # injection.LabelErrors: label with known mistakes (level-1 jobs only)
 
     @property
     def rng(self) -> random.Random:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from .injection import inject_image, record_body
+from .injection import record_uri as injection_record_uri
 from .labels_common import (
     ADJUST_SHARE,
     Labeled,
@@ -31,6 +33,7 @@ def label_image_boxes(task: Task, s3: S3) -> Labeled:
     rng = task.rng
     uri = task.line["source-ref"]
     width, height = image_size(s3, uri)
+    files: dict[str, bytes] = {}
     if task.audit_attribute:
         parent = task.line[task.audit_attribute]
         annotations, adjusted = [], False
@@ -45,6 +48,12 @@ def label_image_boxes(task: Task, s3: S3) -> Labeled:
         annotations = [{"class_id": b.track_id % len(task.labels), "left": b.left, "top": b.top,
                         "width": b.width, "height": b.height} for b in boxes]
         adjusted = False
+        if task.label_errors is not None:
+            rule = task.label_errors
+            annotations, injected = inject_image(annotations, rule, rule.rng(task.seed, task.job_name, task.index),
+                                                 image_size=(width, height))
+            files[injection_record_uri(task.consolidated_prefix, task.index)] = record_body(
+                task.job_name, task.index, uri, rule, task.seed, injected)
     value = {"image_size": [{"width": width, "height": height, "depth": 3}], "annotations": annotations}
     used = {a["class_id"] for a in annotations}
     return Labeled(
@@ -54,6 +63,7 @@ def label_image_boxes(task: Task, s3: S3) -> Labeled:
         answer={"boundingBox": {"boundingBoxes": [
             {"label": task.labels[a["class_id"]]["label"], **{k: a[k] for k in ("left", "top", "width", "height")}}
             for a in annotations], "inputImageProperties": {"width": width, "height": height}}},
+        files=files,
         adjusted=adjusted,
     )
 

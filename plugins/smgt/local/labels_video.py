@@ -16,6 +16,8 @@ from typing import Any
 
 from smgt.manifests import SEQ_LABEL_LISTS, ManifestError, seq_label_frames, shape_vertices
 
+from .injection import inject_sequence, record_body
+from .injection import record_uri as injection_record_uri
 from .labels_common import (
     ADJUST_SHARE,
     DEFAULT_IMAGE_SIZE,
@@ -102,7 +104,16 @@ def label_video(task: Task, s3: S3) -> Labeled:
                     {**_shape(kind, b), "class-id": str(t.class_id),
                      "label-category-attributes": dict(t.attributes)}, t, tracking))
             out_frames.append(_frame(i, frame["frame"], rng, task, len(annotations), annotations, kind=kind))
-    return _video_result(task, out_frames, used, adjusted=False)
+    if task.label_errors is None:
+        return _video_result(task, out_frames, used, adjusted=False)
+    # Known mistakes for QA to find (faults' label_errors), recorded next to the output.
+    rule = task.label_errors
+    out_frames, injected = inject_sequence(out_frames, rule, rule.rng(task.seed, task.job_name, task.index),
+                                           image_size=size)
+    labeled = _video_result(task, out_frames, used, adjusted=False)
+    labeled.files[injection_record_uri(task.consolidated_prefix, task.index)] = record_body(
+        task.job_name, task.index, task.line["source-ref"], rule, task.seed, injected)
+    return labeled
 
 
 def _shape(kind: str, b: RefBox) -> dict[str, Any]:

@@ -170,8 +170,9 @@ class Lifecycle:
     def _pending_tasks(self, job: LabelingJob) -> list[Task]:
         done = job.store.finished_indexes(job.name) if job.store else set()
         prefix = consolidated_prefix(job.spec.output_path, job.name)
+        errors = self.faults.faults.label_errors_for(job.name)
         return [Task(job.name, index, line, job.spec.modality, job.spec.category_config,
-                     job.request["LabelAttributeName"], prefix, self.seed)
+                     job.request["LabelAttributeName"], prefix, self.seed, errors)
                 for index, line in enumerate(job.spec.manifest_lines) if index not in done]
 
     def _record(self, job: LabelingJob, task: Task | None, result: ObjectResult) -> None:
