@@ -104,17 +104,21 @@ def generate_video(n_frames: int = 30, size: tuple[int, int] = (320, 180), seed:
             draw.line([lane[0], lane[1]], fill=(240, 240, 240), width=2)
         boxes = []
         for car in cars:
-            progress = (car["start"] + car["speed"] * (f - 1)) % 1.0
+            travelled = car["start"] + car["speed"] * (f - 1)
+            progress = travelled % 1.0
+            # A car past the bottom edge is gone; the one entering at the horizon is another car, with
+            # its own MOT id (one id per trajectory: reusing it would teleport the object).
+            track_id = car["id"] + n_cars * int(travelled)
             y_bottom = top_y + 8 + progress * (height - top_y - 8)
             center = (lane_x(bottoms[car["lane"]], y_bottom) + lane_x(bottoms[car["lane"] + 1], y_bottom)) / 2
             scale = (y_bottom - top_y) / (height - top_y)
             w, h = max(6, round(70 * scale)), max(4, round(45 * scale))
             left, top = round(center - w / 2), round(y_bottom - h)
-            boxes.append((y_bottom, car, left, top, w, h))
-        for _, car, left, top, w, h in sorted(boxes, key=lambda b: b[0]):  # far cars first
+            boxes.append((y_bottom, car, track_id, left, top, w, h))
+        for _, car, track_id, left, top, w, h in sorted(boxes, key=lambda b: b[0]):  # far cars first
             draw.rectangle([left, top, left + w, top + h], fill=car["color"], outline=(20, 20, 20))
             draw.rectangle([left + w * 0.2, top + h * 0.15, left + w * 0.8, top + h * 0.45], fill=(40, 50, 60))
-            gt_lines.append(f"{f},{car['id']},{left},{top},{w},{h},1,{MOT_CAR_CLASS},1.0")
+            gt_lines.append(f"{f},{track_id},{left},{top},{w},{h},1,{MOT_CAR_CLASS},1.0")
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=80)
         frames[f"{f:06d}.jpg"] = buf.getvalue()
