@@ -19,8 +19,10 @@ stamp="$VENV/.installed-$(cat requirements.txt requirements-dev.txt | sha256sum 
 if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==0.13.9"
-  # uv pip sync removes anything not in the lock, so the venv is exactly what CI tests.
-  "$VENV/bin/uv" pip sync --python "$VENV/bin/python" -q requirements.txt requirements-dev.txt
+  # uv pip sync removes anything not in the lock, so the venv is exactly what CI tests. Bytecode is
+  # compiled now, once, not by the first processes that import each module (Airflow's components,
+  # Label Studio's first start) all at the same time on a fresh machine.
+  "$VENV/bin/uv" pip sync --python "$VENV/bin/python" -q --compile-bytecode requirements.txt requirements-dev.txt
   "$VENV/bin/uv" pip install --python "$VENV/bin/python" -q --no-deps -e .
   rm -f "$VENV"/.installed-*
   touch "$stamp"
@@ -31,7 +33,7 @@ if [ "$with_labelstudio" = 1 ]; then
   if [ ! -f "$ls_stamp" ]; then
     # No pip in it: uv (from .venv) installs, and sync would remove pip anyway.
     [ -x "$LS_VENV/bin/python" ] || "$PY" -m venv --without-pip "$LS_VENV"
-    "$VENV/bin/uv" pip sync --python "$LS_VENV/bin/python" -q requirements-labelstudio.txt
+    "$VENV/bin/uv" pip sync --python "$LS_VENV/bin/python" -q --compile-bytecode requirements-labelstudio.txt
     rm -f "$LS_VENV"/.installed-*
     touch "$ls_stamp"
   fi
