@@ -215,7 +215,7 @@ def describe_batch(snapshot: BatchSnapshot, presign: Callable[[str], str | None]
         "status": status,
         "dagId": snapshot.dag_id,
         "runId": snapshot.run_id,
-        "inputLabelingJobs": (snapshot.conf or {}).get("labelingJobs", []),
+        "inputLabelingJobs": _input_jobs(snapshot),
     }
     message = _message(snapshot, status, rows)
     if message:
@@ -231,6 +231,17 @@ def describe_batch(snapshot: BatchSnapshot, presign: Callable[[str], str | None]
             "jobLevels": [_job_level_entry(snapshot.batch_id, r, presign) for r in level_rows],
         }
     return detail
+
+
+def _input_jobs(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
+    """The jobs the batch was given: the conf's, else (a template from the trigger form, a recurring
+    batch file) the ones resolve_batch expanded, else none (not resolved yet, or rejected)."""
+    given = (snapshot.conf or {}).get("labelingJobs")
+    if isinstance(given, list) and given:
+        return given
+    resolved = snapshot.xcom(RESOLVE_TASK_ID)
+    jobs = resolved.get("labelingJobs") if isinstance(resolved, dict) else None
+    return jobs if isinstance(jobs, list) else []
 
 
 def _job_level_entry(batch_id: str, row: Mapping[str, Any], presign: Callable[[str], str | None] | None) -> dict:

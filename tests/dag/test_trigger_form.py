@@ -133,6 +133,8 @@ def test_form_unchanged_resolves_the_notebook_template_with_a_generated_batch_id
     # batch/show finds the run by the generated id (not in the conf: in resolve_batch's XCom).
     snapshot = snapshot_of(batch_id)
     assert snapshot is not None and snapshot.run_id == run.run_id
+    shown = batch_status.describe_batch(snapshot)
+    assert [j["jobName"] for j in shown["inputLabelingJobs"]] == [j["jobName"] for j in config["labelingJobs"]]
     from airflow.utils.session import create_session
 
     with create_session() as session:
