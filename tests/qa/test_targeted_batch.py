@@ -1,0 +1,81 @@
+"""A batch with targeted down-sampling, end to end with dag.test() on the emulator: level 1 labels
+with injected errors, the level-2 audit gets the injected frames, batch/show records why."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sample_batches import notebook_batch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dag"))  # dag_helpers, shared with tests/dag
+
+from dag_helpers import load_dag_module, snapshot_of  # noqa: E402
+
+from smgt import batch_status  # noqa: E402
+from smgt.local.injection import read_injected_errors  # noqa: E402
+from smgt.manifests import Storage  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from airflow.utils import db
+    from s3_store import seaweedfs_store
+
+    from smgt.local import LocalGroundTruth
+
+    db.initdb()
+    saved = dict(os.environ)
+    with seaweedfs_store(tmp_path_factory.mktemp("qa-dag-s3")) as store, LocalGroundTruth(
+            port=0, task_seconds=0.0, seed=7, s3=store, state_dir=tmp_path_factory.mktemp("qa-dag-gt")) as emu:
+        os.environ.update(emu.env())
+        os.environ.update({"SMGT_POKE_INTERVAL": "1", "SMGT_TASK_RETRIES": "0"})
+        emu.demo = emu.upload_demo_data()
+        yield emu
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_targeted_audit_gets_the_injected_frames_and_batch_show_says_why(emulator):
+    batch_id = f"qa-targeted-{time.time_ns() % 10**10}"
+    conf = notebook_batch(batch_id)
+    for job in conf["labelingJobs"]:
+        if "inputManifestS3Uri" in job["inputConfig"]:
+            job["inputConfig"]["inputManifestS3Uri"] = emulator.demo["manifest_uri"]
+        else:
+            job["inputConfig"]["downSamplingRate"] = 40
+        name = job["labelCategoryConfigS3Uri"].rsplit("/", 1)[-1].removesuffix(".json")
+        job["labelCategoryConfigS3Uri"] = emulator.demo["label_configs"][name]
+    conf["samplingStrategy"], conf["explorationPercent"] = "targeted", 0
+    emulator.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4, 10],
+                                           "kinds": ["jitter", "miss"], "seed": 3}]})
+    try:
+        run = load_dag_module("smgt_batch").dag.test(run_conf=conf)
+    finally:
+        emulator.set_faults({})
+    assert run.state == "success"
+    detail = batch_status.describe_batch(snapshot_of(batch_id))
+    assert detail["status"] == "COMPLETE"
+    level_one = {j["labelingJobName"]: j for j in detail["firstLevel"]["jobLevels"]}
+    injected = read_injected_errors(Storage(emulator.client("s3")), level_one[f"{batch_id}-vehicle"]["jobOutputS3Uri"])
+    injected_frames = {e["frame"] for e in injected[0]["errors"]}
+    assert len(injected_frames) == 2
+
+    audits = {j["labelingJobName"]: j for j in detail["secondLevel"]["jobLevels"]}
+    sampling = audits[f"{batch_id}-vehicle-audit"]["sampling"]
+    assert sampling["strategy"] == "targeted" and sampling["explorationPercent"] == 0
+    entry = sampling["samples"][0]
+    scores = {s["frame"]: s for s in entry["scores"]}
+    assert injected_frames <= set(entry["frames"]) == set(scores)
+    for frame in injected_frames:
+        assert scores[frame]["pick"] == "risk" and scores[frame]["risk"] > 0 and scores[frame]["reasons"]
+    # The lane job had no injected errors; its audit was still sampled targeted, to the same budget.
+    lane = audits[f"{batch_id}-lane-audit"]["sampling"]
+    assert lane["strategy"] == "targeted" and lane["framesOut"] == sampling["framesOut"]
