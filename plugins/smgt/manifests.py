@@ -7,7 +7,9 @@ A chained job's input manifest is its parent's *output* manifest, optionally dow
 - images (and single-frame point clouds) are sampled on **lines**.
 
 The sample is seeded from (batch id, job name[, the sequence's source-ref]) with SHA-256, so a
-retry or a re-run in another process picks the same frames. What was chosen is written as JSON lines
+retry or a re-run in another process picks the same frames. It is uniform ("random", the default) or
+"targeted": the parent's labels are scored by smgt.qa and the budget is filled with the riskiest
+frames (lines) first, an exploration share drawn uniformly from the rest (`targeted_choice`). What was chosen is written as JSON lines
 next to the new manifest and summarised in a small dict for XCom / batch show.
 
 Manifests can be gigabytes: nothing here reads a whole manifest. Lines are streamed (S3 bodies via

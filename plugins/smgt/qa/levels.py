@@ -288,7 +288,7 @@ def compare_job_outputs(storage: Storage | Any, parent_manifest_uri: str, parent
     result = LevelComparison(child_manifest_uri)
     gt_all: TrackFrames = []
     tr_all: TrackFrames = []
-    for _, obj in iter_output_lines(storage, child_manifest_uri):
+    for number, obj in iter_output_lines(storage, child_manifest_uri):
         parent_value, child_value = obj.get(parent_attribute), obj.get(child_attribute)
         if parent_value is None or child_value is None:
             continue
@@ -312,8 +312,10 @@ def compare_job_outputs(storage: Storage | Any, parent_manifest_uri: str, parent
             p_audited = [f for f in p_frames if str(f.get("frame")) in audited]
             order = [str(f.get("frame")) for f in a_frames]
             p_by = {str(f.get("frame")): f for f in p_audited}
-            gt_all.extend(boxes_by_frame(a_frames))
-            tr_all.extend(boxes_by_frame([p_by.get(n, {}) for n in order]))
+            # Ids are per sequence: prefix them with the line so sequences never share one.
+            gt_all.extend([[(f"{number}:{o}", b) for o, b in f] for f in boxes_by_frame(a_frames)])
+            tr_all.extend([[(f"{number}:{o}", b) for o, b in f]
+                           for f in boxes_by_frame([p_by.get(n, {}) for n in order])])
         for c in changes:
             c.worker_id = worker
         result.changes.extend(changes)
