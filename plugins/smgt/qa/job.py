@@ -45,7 +45,7 @@ def _sequence_frame_size(storage: Storage, source_ref: str) -> tuple[int, int] |
         sequence = storage.read_json(source_ref)
         prefix = sequence["prefix"]
         first = sequence["frames"][0]["frame"]
-    except (ManifestError, KeyError, IndexError, TypeError):
+    except Exception:  # unreadable sequence file (missing, access denied, odd URI): skip the border checks
         return None
     return frame_size(storage, prefix.rstrip("/") + "/" + first)
 

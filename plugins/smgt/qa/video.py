@@ -17,6 +17,7 @@ Output: a list of `Finding`s (see model.py), grouped per frame by `score_sequenc
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -399,7 +400,12 @@ def _scale_findings(by_frame: list[list[_Item]]) -> list[Finding]:
             continue
         step = max(1, len(items) // SCALE_FIT_POINTS)
         sample = items[::step]
-        slope, intercept, _, _ = theilslopes([i.box[3] for i in sample], [i.box[1] + i.box[3] for i in sample])  # type: ignore[index]
+        rows = [i.box[1] + i.box[3] for i in sample]  # type: ignore[index]
+        if len(set(rows)) < 3:
+            continue  # every box on the same rows: nothing to fit
+        with warnings.catch_warnings():  # its confidence interval warns on small samples; unused here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            slope, intercept, _, _ = theilslopes([i.box[3] for i in sample], rows)  # type: ignore[index]
         if not slope > 0:
             continue
 
