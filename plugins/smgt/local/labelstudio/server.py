@@ -255,10 +255,12 @@ class LabelStudioServer:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 180.0) -> LabelStudioServer:
+    def start(self, timeout: float = 600.0) -> LabelStudioServer:
         """Start Label Studio and wait until `/health` is UP and the admin's token is accepted.
 
-        First start of a data dir runs the migrations (~30-40 s here); a restart takes ~5-10 s.
+        First start of a data dir runs the migrations (~30-40 s here on an idle machine, over 3
+        minutes on a busy one: hence the generous timeout; a process that exits fails at once); a
+        restart takes ~5-10 s.
         Raises LabelStudioError (with the log tail) when the venv is missing, the port is busy, the
         process exits, the token is refused, or `timeout` seconds pass (then the process is killed).
         """
