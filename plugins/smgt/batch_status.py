@@ -24,7 +24,7 @@ from smgt.batch import (
     VALIDATION_FAIL,
     WAIT_FOR_META_DATA_INPUT,
 )
-from smgt.dag_factory import FINALIZE_TASK_ID, RESOLVE_TASK_ID, level_group_id
+from smgt.dag_factory import FINALIZE_TASK_ID, QUALITY_XCOM_KEY, RESOLVE_TASK_ID, level_group_id
 from smgt.gt.operators import ERROR_XCOM_KEY
 from smgt.metadata import RATE_TASK_ID, REFUSED_ANSWER_XCOM_KEY
 
@@ -150,6 +150,9 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             if collected:
                 row["status"] = collected.get("status", JOB_COMPLETE)
                 row["labelCounters"] = collected.get("labelCounters")
+                quality = snapshot.xcom(f"{group}.collect_output", index, QUALITY_XCOM_KEY)
+                if isinstance(quality, dict):
+                    row["qualityReport"] = quality
             elif any(state in FAILED_STATES for state in tasks.values()):
                 row["status"] = JOB_FAILED
                 failed = next((t for t in errors if tasks.get(t) == "failed" and errors[t]), None)
@@ -220,6 +223,13 @@ def describe_batch(snapshot: BatchSnapshot, presign: Callable[[str], str | None]
     message = _message(snapshot, status, rows)
     if message:
         detail["message"] = message
+    quality = snapshot.xcom(FINALIZE_TASK_ID, key=QUALITY_XCOM_KEY)
+    if isinstance(quality, dict):
+        if quality.get("reportS3Uri"):
+            detail["qualityReportS3Uri"] = quality["reportS3Uri"]
+            detail["qualityReportS3Url"] = presign(quality["reportS3Uri"]) if presign else None
+        if quality.get("error"):
+            detail["qualityReportError"] = quality["error"]
     # First to third level always show (as in the reference); deeper levels when they have jobs.
     for level in range(1, max([r["jobLevel"] for r in rows] + [3]) + 1):
         level_rows = [r for r in rows if r["jobLevel"] == level]
@@ -264,7 +274,24 @@ def _job_level_entry(batch_id: str, row: Mapping[str, Any], presign: Callable[[s
     for extra in ("labelCounters", "sampling", "failureReason", "statusMessage", "workforce"):
         if row.get(extra) is not None:
             entry[extra] = row[extra]
+    quality = row.get("qualityReport")
+    if quality:
+        entry.update(_quality_entry(quality, url))
     return entry
+
+
+def _quality_entry(quality: Mapping[str, Any], url: Callable[[str | None], str | None]) -> dict[str, Any]:
+    """batch/show's fields of a job's quality report: where it is (S3 URI, presigned URL), or why there
+    is none (`qualityReportError`), and its summary (`qualityReport`) with each flagged frame's
+    thumbnail as a presigned URL (`thumbnailS3Url`)."""
+    if quality.get("error"):
+        return {"qualityReportError": quality["error"]}
+    summary = dict(quality)
+    summary["flaggedFrames"] = [
+        {**frame, "thumbnailS3Url": url(frame.get("thumbnailS3Uri"))} for frame in quality.get("flaggedFrames") or []
+    ]
+    uri = quality.get("reportS3Uri")
+    return {"qualityReportS3Uri": uri, "qualityReportS3Url": url(uri), "qualityReport": summary}
 
 
 def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -> str | None:

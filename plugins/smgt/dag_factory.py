@@ -30,6 +30,7 @@ from smgt.settings import get_settings
 
 RESOLVE_TASK_ID = "resolve_batch"
 FINALIZE_TASK_ID = "finalize_batch"
+QUALITY_XCOM_KEY = "quality_report"  # collect_output: the job's report summary; finalize_batch: the batch's
 
 
 def level_group_id(level: int) -> str:
@@ -142,10 +143,50 @@ def prepare_input(
 
 @task(map_index_template="{{ task.op_kwargs['job_name'] }}")
 def collect_output(job_name: str) -> dict[str, Any]:
-    """Output manifest and label counters of the completed job, for later levels and batch show."""
-    from smgt.batch import collected_result
+    """Output manifest and label counters of the completed job, for later levels and batch show.
 
-    return collected_result(_gt_hook(get_settings()).describe_labeling_job(job_name))
+    Also writes the job's quality report (smgt.qa.report) next to its output; its summary is the
+    XCom `quality_report`. A report that cannot be made is logged and recorded there as `error`:
+    it never fails the job or the batch.
+    """
+    from smgt.batch import JOB_COMPLETE, collected_result
+
+    settings = get_settings()
+    result = collected_result(_gt_hook(settings).describe_labeling_job(job_name))
+    if result.get("status") == JOB_COMPLETE and result.get("outputManifestS3Uri"):
+        _job_quality_report(get_current_context()["ti"], settings, result)
+    return result
+
+
+def _job_quality_report(ti: Any, settings: Any, result: dict[str, Any]) -> None:
+    """Write a completed job's quality report; push its summary (or the error) as XCom `quality_report`."""
+    import logging
+
+    from smgt.config import LabelingJobConfig
+    from smgt.qa.report import report_summary, write_job_report
+
+    log = logging.getLogger(__name__)
+    try:
+        group = ti.task_id.rsplit(".job.", 1)[0]  # "level_<n>"
+        level = int(group.split("_", 1)[1])
+        spec = (ti.xcom_pull(task_ids=f"{group}.plan_jobs") or [])[ti.map_index]
+        job = LabelingJobConfig.model_validate(spec["job"])
+        sampling = ti.xcom_pull(task_ids=f"{group}.job.prepare_input", key="sampling", map_indexes=ti.map_index)
+        report = write_job_report(
+            s3_storage(settings),
+            job_name=result["jobName"],
+            job_level=level,
+            output_manifest_uri=result["outputManifestS3Uri"],
+            label_attribute=job.label_attribute,
+            parent=spec.get("parent"),
+            sampling=sampling if isinstance(sampling, dict) else None,
+            count_rules=job.qa.frameAttributeCounts if job.qa else None,
+        )
+        ti.xcom_push(key=QUALITY_XCOM_KEY, value=report_summary(report))
+    except Exception as error:  # the report is an extra: the batch goes on without it
+        log.exception("quality report of job %s failed", result.get("jobName"))
+        ti.xcom_push(key=QUALITY_XCOM_KEY, value={"jobName": result.get("jobName"),
+                                                  "error": f"{type(error).__name__}: {error}"[:500]})
 
 
 @task_group(group_id="job")
@@ -202,6 +243,7 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
             return None
 
     outcome = batch_outcome(config, results=results, started=started, describe=describe, errors=errors)
+    _batch_quality_report(ti, settings, config.batchId, max_level)
     topic = config.destinationSnsArn or settings.default_sns_topic_arn
     SnsHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).publish_to_target(
         target_arn=topic,
@@ -213,6 +255,28 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
         ti.xcom_push(key="outcome", value=outcome)
         raise AirflowFailException(outcome["message"])
     return outcome
+
+
+def _batch_quality_report(ti: Any, settings: Any, batch_id: str, max_level: int) -> None:
+    """Write the batch's quality report from its jobs' report summaries; push where it is (or the
+    error) as XCom `quality_report` of finalize_batch. Never fails the batch."""
+    import logging
+
+    from smgt.batch import batch_prefix
+    from smgt.qa.report import batch_report_uri, write_batch_report
+
+    try:
+        summaries: list[dict[str, Any]] = []
+        for level in range(1, max_level + 1):
+            pulled = ti.xcom_pull(task_ids=collect_task_id(level), key=QUALITY_XCOM_KEY)
+            pulled = [pulled] if isinstance(pulled, dict) else [p for p in (pulled or []) if isinstance(p, dict)]
+            summaries.extend(p for p in pulled if "error" not in p)
+        uri = batch_report_uri(batch_prefix(settings, batch_id))
+        report = write_batch_report(s3_storage(settings), batch_id, uri, summaries)
+        ti.xcom_push(key=QUALITY_XCOM_KEY, value={"reportS3Uri": uri, "jobs": len(report["jobs"])})
+    except Exception as error:
+        logging.getLogger(__name__).exception("quality report of batch %s failed", batch_id)
+        ti.xcom_push(key=QUALITY_XCOM_KEY, value={"error": f"{type(error).__name__}: {error}"[:500]})
 
 
 def build_batch_dag(
