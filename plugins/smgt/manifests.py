@@ -699,17 +699,23 @@ def _sample_lines(
             needed -= 1
             obj = _parse_line(line, number, src)
             label_check(obj, number)
-            out.write(line + b"\n")  # the original bytes: the parent's annotations stay untouched
-            entry = {"line": number, "source-ref": obj["source-ref"]}
-            record.write(_json_line(entry))
-            summary.lines_out += 1
-            if len(summary.samples) < summary_limit:
-                summary.samples.append(entry)
-            else:
-                summary.samples_truncated = True
+            _keep_line(out, record, summary, line, {"line": number, "source-ref": obj["source-ref"]}, summary_limit)
         if seen != total:
             raise ManifestError(f"{src}: changed while being sampled ({total} lines, then {seen})")
     return summary
+
+
+def _keep_line(out: Any, record: Any, summary: SamplingSummary, line: bytes, entry: dict[str, Any],
+               summary_limit: int) -> None:
+    """Write a kept line (its original bytes: the parent's annotations stay untouched) and its
+    sampling record entry; the first `summary_limit` entries also go to the summary."""
+    out.write(line + b"\n")
+    record.write(_json_line(entry))
+    summary.lines_out += 1
+    if len(summary.samples) < summary_limit:
+        summary.samples.append(entry)
+    else:
+        summary.samples_truncated = True
 
 
 def _target_lines(storage: Storage, src: str, dest: str, rate: float | None, batch_id: str, job_name: str,
@@ -733,18 +739,12 @@ def _target_lines(storage: Storage, src: str, dest: str, rate: float | None, bat
             if number not in picks:
                 continue
             obj = _parse_line(line, number, src)
-            out.write(line + b"\n")
             entry: dict[str, Any] = {"line": number, "source-ref": obj["source-ref"], "risk": round(risks[number], 4),
                                      "pick": picks[number]}
             if risks[number] > 0:  # scored again (image labels are inline: cheap) for the reasons
                 reasons = [r for f in targeting.score(storage, obj, number).frames for r in f.reasons]
                 entry["reasons"] = reasons[:RECORD_REASONS]
-            record.write(_json_line(entry))
-            summary.lines_out += 1
-            if len(summary.samples) < summary_limit:
-                summary.samples.append(entry)
-            else:
-                summary.samples_truncated = True
+            _keep_line(out, record, summary, line, entry, summary_limit)
         if seen != total:
             raise ManifestError(f"{src}: changed while being sampled ({total} lines, then {seen})")
     return summary

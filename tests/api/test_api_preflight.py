@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch
+from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch, wait_for
 from preflight_cases import DEMO_CONFIG, DEMO_MANIFEST, defective_batch, missing_expectations, upload_fixtures
 
 from smgt.settings import get_settings
@@ -67,24 +67,9 @@ def test_a_valid_batch_is_created_with_the_preflights_summary(stack) -> None:
     assert summary["unchecked"] == [] and 0 < summary["calls"] <= 20 and summary["seconds"] < 30
 
 
-def show(stack, batch_id: str) -> dict[str, Any]:
-    return stack.session("admin").get(stack.api("batch/show"), params={"batchId": batch_id}, timeout=30).json()
-
-
 def by_name(detail: dict[str, Any], batch_id: str) -> dict[str, dict[str, Any]]:
     return {j["labelingJobName"].removeprefix(f"{batch_id}-"): j
             for level in ("firstLevel", "secondLevel") for j in detail[level]["jobLevels"]}
-
-
-def wait_for(stack, batch_id: str, condition: Any, timeout: float, what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        detail = show(stack, batch_id)
-        if condition(detail):
-            return detail
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s: {detail}\n{stack.logs(30)}")
-        time.sleep(1)
 
 
 def test_a_create_gt_refuses_fails_at_once_and_the_batch_says_why(stack, fixtures) -> None:

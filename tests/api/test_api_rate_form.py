@@ -9,28 +9,13 @@ import time
 from typing import Any
 
 import pytest
-from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch
+from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch, wait_for
 
 from smgt.metadata import PARK_SETTLE_SECONDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 RATE_TASK = "level_2.down_sampling_rate"
-
-
-def show(stack, batch_id: str) -> dict[str, Any]:
-    return stack.session("admin").get(stack.api("batch/show"), params={"batchId": batch_id}, timeout=30).json()
-
-
-def wait_for(stack, batch_id: str, condition: Any, timeout: float, what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        detail = show(stack, batch_id)
-        if condition(detail):
-            return detail
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s: {detail}\n{stack.logs(30)}")
-        time.sleep(1)
 
 
 def rate_task_state(stack, batch_id: str) -> dict[str, Any]:

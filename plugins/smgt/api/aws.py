@@ -34,49 +34,46 @@ class AwsUnavailableError(RuntimeError):
     """An AWS call the API needs failed for a reason the caller cannot fix (502)."""
 
 
-def client(service: str, settings: Settings) -> Any:
-    """boto3 client for `service` built from the Airflow AWS connection (endpoint_url honoured)."""
-    key = (service, settings.aws_conn_id, settings.region)
+def _cached(key: tuple[str, str, str], make: Any, what: str, settings: Settings) -> Any:
+    """`make()`'s result, built once per `key` for _CLIENT_TTL_SECONDS; a failure to build it is an
+    AwsUnavailableError naming the Airflow connection."""
     now = time.monotonic()
     with _clients_lock:
         cached = _clients.get(key)
         if cached and now - cached[0] < _CLIENT_TTL_SECONDS:
             return cached[1]
-    # Imported here: the provider pulls in a lot, and only API requests need it.
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
     try:
-        made = AwsBaseHook(
-            aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.region
-        ).get_conn()
+        made = make()
     except Exception as exc:  # connection missing or malformed: say which one
         raise AwsUnavailableError(
-            f"cannot build an AWS {service} client from Airflow connection {settings.aws_conn_id!r}: {exc}"
+            f"cannot build {what} from Airflow connection {settings.aws_conn_id!r}: {exc}"
         ) from exc
     with _clients_lock:
         _clients[key] = (now, made)
     return made
+
+
+def client(service: str, settings: Settings) -> Any:
+    """boto3 client for `service` built from the Airflow AWS connection (endpoint_url honoured)."""
+
+    def make() -> Any:
+        # Imported here: the provider pulls in a lot, and only API requests need it.
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.region).get_conn()
+
+    return _cached((service, settings.aws_conn_id, settings.region), make, f"an AWS {service} client", settings)
 
 
 def preflight_clients(settings: Settings) -> Any:
     """`smgt.preflight.AwsClients` from the same connection, with the pre-flight's short timeouts."""
-    key = ("preflight", settings.aws_conn_id, settings.region)
-    now = time.monotonic()
-    with _clients_lock:
-        cached = _clients.get(key)
-        if cached and now - cached[0] < _CLIENT_TTL_SECONDS:
-            return cached[1]
-    from smgt.preflight import aws_clients
 
-    try:
-        made = aws_clients(settings)
-    except Exception as exc:  # connection missing or malformed: say which one
-        raise AwsUnavailableError(
-            f"cannot build AWS clients from Airflow connection {settings.aws_conn_id!r}: {exc}"
-        ) from exc
-    with _clients_lock:
-        _clients[key] = (now, made)
-    return made
+    def make() -> Any:
+        from smgt.preflight import aws_clients
+
+        return aws_clients(settings)
+
+    return _cached(("preflight", settings.aws_conn_id, settings.region), make, "AWS clients", settings)
 
 
 def presigner(settings: Settings) -> Any:
