@@ -37,6 +37,12 @@ h1{font-size:1.3rem} table{border-collapse:collapse;width:100%;margin-bottom:1.2
 th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
 th{background:#f4f4f4} .status{font-weight:600} .muted{color:#777} .err{color:#b00020}
 nav a{margin-right:1rem}
+.quality{border:1px solid #ddd;padding:.5rem .8rem;margin-bottom:1rem} .quality h3{font-size:1rem;margin:.2rem 0}
+.thumbs{display:flex;flex-wrap:wrap;gap:.6rem} .thumbs figure{margin:0;width:320px;font-size:.8rem}
+.thumbs img{width:320px;display:block;border:1px solid #ccc}
+.qtable{display:table;border-collapse:collapse;margin:.4rem 0} .qrow{display:table-row}
+.qrow>span{display:table-cell;border:1px solid #ddd;padding:.2rem .5rem;font-size:.85rem}
+.qhead>span{background:#f4f4f4;font-weight:600}
 """
 
 
@@ -92,6 +98,8 @@ def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int
             f"{quote(task_id)}/required_actions?map_index={map_index}"
         )
         header += f' <a href="{escape(action, quote=True)}" target="_top">give the down-sampling rate</a>'
+    if detail.get("qualityReportS3Url"):
+        header += " &middot; " + _link(detail["qualityReportS3Url"], "batch quality report")
     rows.append(header + "</th></tr>")
     for key, number in LEVELS:
         level = detail.get(key)
@@ -111,6 +119,111 @@ def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int
                 "</tr>"
             )
     return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Quality reports (smgt.qa.report): below the table, one block per job that has one
+# --------------------------------------------------------------------------------------------------
+
+_LABEL_COLUMNS = (("objects", "objects"), ("tracks", "tracks"), ("findings", "findings"),
+                  ("audited", "audited (next level)"), ("shareAdjusted", "share adjusted"),
+                  ("auditFailRate", "audit Fail rate"))
+_WORKER_COLUMNS = (("dataObjects", "data objects"), ("objectsLabeled", "objects labeled"), ("tasks", "tasks"),
+                   ("meanTimePerTaskSeconds", "time per task (s)"), ("auditedObjects", "audited at next level"),
+                   ("shareAdjustedAtNextLevel", "share adjusted at next level"))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return '<span class="muted">-</span>'
+    if isinstance(value, float):
+        return escape(f"{value:.4g}")
+    return escape(str(value))
+
+
+def _qtable(title: str, rows: dict[str, dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> str:
+    """A small table drawn with CSS (div/span, not <table>: the page's job table stays the only one)."""
+    if not rows:
+        return ""
+    used = [(k, t) for k, t in columns if any(r.get(k) is not None for r in rows.values())]
+    head = "".join(f"<span>{escape(t)}</span>" for t in [title, *(t for _, t in used)])
+    body = "".join(
+        f'<div class="qrow"><span>{escape(name)}</span>' + "".join(f"<span>{_cell(r.get(k))}</span>" for k, _ in used)
+        + "</div>" for name, r in rows.items())
+    return f'<div class="qtable"><div class="qrow qhead">{head}</div>{body}</div>'
+
+
+def _next_level_workers(job_name: str, jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per level-1 worker of `job_name`: what the audits chained from it adjusted."""
+    out: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        between = (job.get("qualityReport") or {}).get("betweenLevels") or {}
+        if between.get("parentJobName") != job_name:
+            continue
+        for worker, numbers in (between.get("perWorker") or {}).items():
+            out[worker] = {"auditedObjects": numbers.get("objects"),
+                           "shareAdjustedAtNextLevel": numbers.get("shareAdjusted")}
+    return out
+
+
+def _residual(estimate: Any) -> str:
+    if not isinstance(estimate, dict):
+        return '<span class="muted">not estimated (no random or exploration frames audited)</span>'
+    return (f"<b>{estimate['residualErrorRate']:.1%}</b> of the frames "
+            f"(error rate {estimate['errorRateInPool']:.1%} &plusmn; {estimate['standardError']:.1%} on "
+            f"{estimate['framesUsed']} audited frames of the {escape(str(estimate['estimator']))}, applied to the "
+            f"{estimate['unauditedPoolFrames']} unaudited of {estimate['framesIn']})")
+
+
+def _job_quality(job: dict[str, Any], jobs: list[dict[str, Any]]) -> str:
+    name = str(job.get("labelingJobName", ""))
+    anchor = escape(f"quality-{name}", quote=True)
+    if job.get("qualityReportError"):
+        return (f'<div class="quality" id="{anchor}"><h3>{escape(name)}</h3>'
+                f'<span class="err">No quality report: {escape(str(job["qualityReportError"]))}</span></div>')
+    report = job.get("qualityReport") or {}
+    risk = report.get("risk") or {}
+    histogram = " &middot; ".join(f"{escape(str(k))}: {v}" for k, v in (risk.get("riskHistogram") or {}).items())
+    signals = ", ".join(f"{escape(str(k))} {v}" for k, v in (risk.get("signals") or {}).items()) or "none"
+    parts = [f'<div class="quality" id="{anchor}"><h3>{escape(name)} &middot; '
+             f'{_link(job.get("qualityReportS3Url"), "report JSON")}</h3>',
+             f"<p>{risk.get('framesFlagged', 0)} of {risk.get('framesScored', 0)} frames flagged. "
+             f"Risk distribution (frames): {histogram}. Signals: {signals}.</p>"]
+    if "betweenLevels" in report:
+        between = report["betweenLevels"] or {}
+        share = between.get("shareAdjusted")
+        parts.append(f"<p>Audit of {escape(str(between.get('parentJobName')))}: {between.get('adjusted')} of "
+                     f"{between.get('objects')} objects adjusted"
+                     f"{f' ({share:.1%})' if isinstance(share, int | float) else ''}. "
+                     f"Estimated residual error rate: {_residual(report.get('residualErrorRate'))}</p>")
+    frames = report.get("flaggedFrames") or []
+    if frames:
+        figures = []
+        for frame in frames:
+            caption = (f"line {frame.get('line')} frame {escape(str(frame.get('frame') or 'image'))} "
+                       f"&middot; risk {frame.get('risk')}<br>"
+                       + "<br>".join(escape(str(r)) for r in (frame.get("reasons") or [])[:3]))
+            src = frame.get("thumbnailS3Url")
+            image = (f'<img src="{escape(str(src), quote=True)}" alt="flagged frame {escape(str(frame.get("frame")))}" '
+                     f'class="thumb" loading="eager">' if src else
+                     f'<span class="muted">{escape(str(frame.get("thumbnailError") or "no thumbnail link"))}</span>')
+            figures.append(f"<figure>{image}<figcaption>{caption}</figcaption></figure>")
+        parts.append(f'<div class="thumbs">{"".join(figures)}</div>')
+    parts.append(_qtable("label", report.get("perLabel") or {}, _LABEL_COLUMNS))
+    workers = {w: dict(v) for w, v in (report.get("perWorker") or {}).items()}
+    for worker, numbers in _next_level_workers(name, jobs).items():
+        workers.setdefault(worker, {}).update(numbers)
+    parts.append(_qtable("worker", workers, _WORKER_COLUMNS))
+    return "".join(parts) + "</div>"
+
+
+def _quality_section(batch_id: str, detail: dict[str, Any]) -> str:
+    jobs = [job for key, _ in LEVELS for job in (detail.get(key) or {}).get("jobLevels", [])]
+    blocks = [_job_quality(j, jobs) for j in jobs if j.get("qualityReport") or j.get("qualityReportError")]
+    if not blocks:
+        return ""
+    return (f'<section id="quality-batch-{escape(batch_id, quote=True)}"><h2>Quality of {escape(batch_id)}</h2>'
+            + "".join(blocks) + "</section>")
 
 
 def _window(session: Any, batch_status: Any, page: int) -> tuple[dict[str, Any], bool, bool]:
@@ -140,7 +253,7 @@ def batches_page(session: Any, batch_status: Any, *, page: int = 0) -> str:
         presign_note = ""
     except aws.AwsUnavailableError as exc:
         presign, presign_note = None, f'<p class="err">No output links: {escape(str(exc))}</p>'
-    sections = []
+    sections, quality = [], []
     for batch_id, listed_status in ids:
         snapshot = batch_status.load_batch(session, batch_id)
         if snapshot is None:  # finished deleting between the two reads
@@ -151,6 +264,7 @@ def batches_page(session: Any, batch_status: Any, *, page: int = 0) -> str:
             detail = {"status": listed_status, "message": f"cannot describe: {exc}"}
         detail.setdefault("dagId", getattr(snapshot, "dag_id", BATCH_DAG_ID))
         sections.append(_batch_rows(batch_id, detail, batch_status.waiting_rate_task(snapshot)))
+        quality.append(_quality_section(batch_id, detail))
     counts = " ".join(f"{escape(st)}: {len(listing.get(st, []))}" for st in UI_ORDER)
     if isinstance(listing.get("total"), int):
         counts += f" (this page: {len(ids)} of {listing['total']} batches)"
@@ -169,7 +283,7 @@ def batches_page(session: Any, batch_status: Any, *, page: int = 0) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Labeling batches</title>"
         f"<style>{_STYLE}</style></head><body><h1>Labeling batches</h1>"
-        f'<p class="muted">{counts}</p>{presign_note}{table}<nav>{"".join(nav)}</nav></body></html>'
+        f'<p class="muted">{counts}</p>{presign_note}{table}<nav>{"".join(nav)}</nav>{"".join(quality)}</body></html>'
     )
 
 
