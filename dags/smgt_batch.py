@@ -15,10 +15,18 @@ from smgt.dag_factory import RESOLVE_TASK_ID, batch_params, build_batch_dag
 from smgt.settings import get_settings
 
 
-@task(task_id=RESOLVE_TASK_ID, retries=0)
+@task(task_id=RESOLVE_TASK_ID)
 def resolve_batch() -> dict:
     """The run's batch config: from the conf, or from the form's template (label configs uploaded
-    only after validation and pre-flight passed). Every rule of SPEC section 2 before any AWS call."""
+    only after validation and pre-flight passed). Every rule of SPEC section 2 before any AWS call.
+
+    A rejected config fails at once (VALIDATION_FAIL, its problems in XCom); anything else (AWS or
+    Airflow's API unreachable, a worker lost) is retried like every task: the task only reads,
+    checks and uploads the same label configs again."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from smgt.batch import record_rejection
+    from smgt.config import BatchConfigError
     from smgt.dag_factory import foreign_job_names, s3_storage
     from smgt.trigger_form import resolve_run
 
@@ -34,17 +42,23 @@ def resolve_batch() -> dict:
         taken = ti.get_dr_count(dag_id=run.dag_id, run_ids=[batch_id])
         return taken > (1 if run.run_id == batch_id else 0)
 
-    config = resolve_run(
-        run.conf or {},
-        context["params"],
-        run_id=run.run_id,
-        run_time=run.logical_date or run.run_after,
-        settings=settings,
-        storage_factory=lambda: s3_storage(settings),
-        # GT jobs tagged with this batchId are this batch's own (a re-run adopts them).
-        foreign_job_names=lambda batch_id: foreign_job_names(settings, batch_id),
-        batch_exists=batch_exists,
-    )
+    try:
+        config = resolve_run(
+            run.conf or {},
+            context["params"],
+            run_id=run.run_id,
+            run_time=run.logical_date or run.run_after,
+            settings=settings,
+            storage_factory=lambda: s3_storage(settings),
+            # GT jobs tagged with this batchId are this batch's own (a re-run adopts them).
+            foreign_job_names=lambda batch_id: foreign_job_names(settings, batch_id),
+            batch_exists=batch_exists,
+        )
+    except BatchConfigError as exc:  # its problems are in XCom already
+        raise AirflowFailException(f"the batch config was rejected: {'; '.join(exc.problems)}") from exc
+    except ValueError as exc:  # the run id is neither the batchId nor generated
+        record_rejection([str(exc)])
+        raise AirflowFailException(str(exc)) from exc
     return config.to_conf()
 
 

@@ -20,22 +20,34 @@ from smgt.dag_factory import RESOLVE_TASK_ID, build_batch_dag
 def resolve_task(batch_file: BatchFile):
     @task(task_id=RESOLVE_TASK_ID, retries=1)
     def resolve_batch() -> dict:
-        """Upload label configs, build frame inputs, validate: this run's batch config."""
-        from smgt.batch_files import batch_id_for, materialize_batch, read_batch_file
+        """Validate, pre-flight, upload label configs, build frame inputs: this run's batch config.
+        A rejected file or config fails at once (VALIDATION_FAIL, problems in XCom); anything else
+        is retried."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from smgt.batch import record_rejection
+        from smgt.batch_files import BatchFileError, batch_id_for, materialize_batch, read_batch_file
+        from smgt.config import BatchConfigError
         from smgt.dag_factory import foreign_job_names, s3_storage
         from smgt.settings import get_settings
 
         run = get_current_context()["dag_run"]
         settings = get_settings()
-        current = read_batch_file(Path(batch_file.path))  # the file as it is now, not at parse time
-        run_time = run.logical_date or run.run_after
-        config = materialize_batch(
-            current,
-            run_time,
-            settings=settings,
-            storage=s3_storage(settings),
-            foreign_job_names=foreign_job_names(settings, batch_id_for(current.prefix, run_time)),
-        )
+        try:
+            current = read_batch_file(Path(batch_file.path))  # the file as it is now, not at parse time
+            run_time = run.logical_date or run.run_after
+            config = materialize_batch(
+                current,
+                run_time,
+                settings=settings,
+                storage=s3_storage(settings),
+                foreign_job_names=foreign_job_names(settings, batch_id_for(current.prefix, run_time)),
+            )
+        except BatchFileError as exc:
+            record_rejection([str(exc)])
+            raise AirflowFailException(str(exc)) from exc
+        except BatchConfigError as exc:  # materialize_batch left its problems in XCom
+            raise AirflowFailException(f"the batch config was rejected: {'; '.join(exc.problems)}") from exc
         return config.to_conf()
 
     return resolve_batch

@@ -121,3 +121,11 @@ def test_a_level_without_jobs_has_nothing_to_do() -> None:
                                         "jobLevels": []}
     assert running["secondLevel"]["status"] == "PENDING" and running["firstLevel"]["status"] == "IN_PROGRESS"
     assert ended["status"] == "COMPLETE"
+
+
+def test_a_resolve_that_failed_without_rejecting_the_config_is_an_internal_error() -> None:
+    # E.g. its retries spent while Airflow's API or AWS did not answer: not the config's fault.
+    failed = snapshot({("resolve_batch", -1): "failed"}, run_state="failed")
+    assert batch_status(failed) == "INTERNAL_ERROR"
+    retrying = snapshot({("resolve_batch", -1): "up_for_retry"})
+    assert batch_status(retrying) == "IN_PROGRESS"

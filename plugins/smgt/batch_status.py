@@ -94,7 +94,10 @@ def batch_status(snapshot: BatchSnapshot) -> str:
         return COMPLETE
     resolve_state = snapshot.ti_states.get((RESOLVE_TASK_ID, -1))
     if resolve_state in FAILED_STATES:
-        return VALIDATION_FAIL
+        # A rejected config leaves its problems; a resolve that failed otherwise (retries spent on
+        # an unreachable AWS or Airflow API) is not the config's fault.
+        rejected = snapshot.xcom(RESOLVE_TASK_ID, key=REJECTION_XCOM_KEY) is not None
+        return VALIDATION_FAIL if rejected else INTERNAL_ERROR
     if snapshot.run_state == "failed":
         return INTERNAL_ERROR
     if any(state == "failed" for state in snapshot.ti_states.values()):
@@ -455,8 +458,18 @@ def run_status(session: Any, run: Any) -> str:
         TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id,
         (TaskInstance.task_id == RESOLVE_TASK_ID) | TaskInstance.task_id.like(f"%.{RATE_TASK_ID}")
         | (TaskInstance.state == "failed"))).all()
+    ti_states = {(task_id, index): str(s) for task_id, index, s in rows}
+    xcoms: dict[tuple[str, int, str], Any] = {}
+    if ti_states.get((RESOLVE_TASK_ID, -1)) in FAILED_STATES:
+        from airflow.models.xcom import XComModel
+
+        rejected = session.scalar(select(XComModel.key).where(
+            XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id,
+            XComModel.task_id == RESOLVE_TASK_ID, XComModel.key == REJECTION_XCOM_KEY))
+        if rejected is not None:
+            xcoms[(RESOLVE_TASK_ID, -1, REJECTION_XCOM_KEY)] = True
     snapshot = BatchSnapshot(batch_id="", dag_id=run.dag_id, run_id=run.run_id, run_state=state, conf={},
-                             ti_states={(task_id, index): str(s) for task_id, index, s in rows})
+                             ti_states=ti_states, xcoms=xcoms)
     return batch_status(snapshot)
 
 
