@@ -165,3 +165,25 @@ def test_thumbnail_draws_boxes_and_polylines():
         assert rgb.getpixel((80, 75))[0] > 120  # the flagged lane line, red, at y 300 -> 75
         assert rgb.getpixel((25, 10))[1] > 100  # car x's left edge (100 -> 25), green
         assert max(rgb.getpixel((120, 40))) < 40  # nothing drawn elsewhere
+
+
+def test_image_job_report_draws_the_flagged_image(tmp_path):
+    image = tmp_path / "img" / "a.png"
+    image.parent.mkdir()
+    Image.new("RGB", (400, 200), (0, 0, 0)).save(image)
+    boxes = [{"class_id": 0, "left": 10, "top": 10, "width": 200, "height": 150},
+             {"class_id": 0, "left": 20, "top": 10, "width": 200, "height": 150}]  # a duplicate (IoU 0.905)
+    manifest = _lines(tmp_path / "j" / "manifests" / "output" / "output.manifest", [
+        {"source-ref": str(image), "b": {"annotations": boxes, "image_size": [{"width": 400, "height": 200}]},
+         "b-metadata": {"class-map": {"0": "Car"}, "type": "groundtruth/object-detection"}}])
+    report = write_job_report(Storage(), job_name="j", job_level=1, output_manifest_uri=manifest, label_attribute="b")
+    assert report["perLabel"]["Car"]["objects"] == 2 and report["perLabel"]["Car"]["tracks"] == 0
+    assert report["risk"]["signals"].get("duplicate") == 1
+    [flagged] = report["flaggedFrames"]
+    assert flagged["imageS3Uri"] == str(image) and "frame" in flagged and flagged["frame"] is None
+    with Image.open(flagged["thumbnailS3Uri"]) as thumb:
+        assert thumb.size == (320, 160)
+        rgb = thumb.convert("RGB")
+        # Left edges at x 10 and 20 -> 8 and 16: box 0 green, box 1 (the duplicate finding's object) red.
+        assert any(g > 120 and r < 100 for r, g, _ in (rgb.getpixel((x, 40)) for x in range(7, 10)))
+        assert any(r > 150 and g < 100 for r, g, _ in (rgb.getpixel((x, 40)) for x in range(15, 18)))

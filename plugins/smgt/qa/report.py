@@ -101,7 +101,8 @@ def _frame_image_uri(storage: Storage, source_ref: str, frame: str | None) -> st
 def draw_thumbnail(image_bytes: bytes, frame: Mapping[str, Any], *, flagged_ids: Iterable[str] = (),
                    width: int = THUMBNAIL_WIDTH) -> bytes:
     """A JPEG of the frame at `width` pixels wide with its labels drawn (boxes, polylines, polygons,
-    key points): objects whose object-id is in `flagged_ids` in red, the others green.
+    key points): objects whose object-id (images: position in `annotations`, as a string) is in
+    `flagged_ids` in red, the others green.
 
     `frame` is a SeqLabel frame (or an image's pseudo-frame with `annotations`), coordinates in pixels
     of the full image. Raises PIL's errors for bytes that are not an image.
@@ -113,8 +114,10 @@ def draw_thumbnail(image_bytes: bytes, frame: Mapping[str, Any], *, flagged_ids:
         img = img.convert("RGB")
         draw = ImageDraw.Draw(img)
         line_width = max(2, round(2 * img.width / width))  # about 2 px once resized
-        for item in _items(frame):
-            colour = (230, 30, 30) if str(item.get("object-id")) in flagged else (40, 210, 60)
+        for position, item in enumerate(_items(frame)):
+            # Video findings name the object-id; image findings the box's position in `annotations`.
+            key = item.get("object-id", position)
+            colour = (230, 30, 30) if str(key) in flagged else (40, 210, 60)
             box = box_of(item)
             if box is not None:
                 left, top, w, h = box
