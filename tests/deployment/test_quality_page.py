@@ -73,7 +73,7 @@ def _wait(check: Any, what: str, timeout: float) -> Any:
 
 
 def test_the_batch_page_shows_the_quality_report_with_its_thumbnails(page: Page, airflow: Any, tmp_path: Path) -> None:
-    batch_id = f"quality-{time.time_ns() % 10**9}"
+    batch_id = "quality-1"  # fixed: injected errors are seeded with the job names
     conf = notebook_batch(batch_id)
     for job in conf["labelingJobs"]:
         if "inputManifestS3Uri" in job["inputConfig"]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,8 @@ def _jobs(detail: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_a_batch_writes_its_reports_and_batch_show_links_them(emulator):
-    batch_id = f"qa-report-{time.time_ns() % 10**10}"
+    # Fixed: the injected errors and the simulated labels are seeded with the job names.
+    batch_id = "qa-report-1"
     emulator.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4, 10],
                                            "kinds": ["jitter", "miss"], "seed": 3}]})
     try:
@@ -117,7 +117,7 @@ def test_a_report_that_fails_is_recorded_and_the_batch_completes(emulator, monke
 
     monkeypatch.setattr(smgt.qa.report, "write_job_report", broken)
     monkeypatch.setattr(smgt.qa.report, "write_batch_report", broken)
-    batch_id = f"qa-report-broken-{time.time_ns() % 10**10}"
+    batch_id = "qa-report-broken-1"
     run = load_dag_module("smgt_batch").dag.test(run_conf=_conf(emulator, batch_id))
     assert run.state == "success"
     detail = batch_status.describe_batch(snapshot_of(batch_id))
