@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,10 @@ def airflow_db() -> None:
 # module instead of leaking into every test that runs later in the session.
 @pytest.fixture(scope="module")
 def emulator(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from s3_store import seaweedfs_store
+    from dag_helpers import dag_test_emulator
 
-    from smgt.local import LocalGroundTruth
-
-    saved = dict(os.environ)
-    with seaweedfs_store(tmp_path_factory.mktemp("dag-s3")) as store, LocalGroundTruth(
-            port=0, task_seconds=0.0, seed=7, s3=store, state_dir=tmp_path_factory.mktemp("dag-gt")) as emu:
-        os.environ.update(emu.env())
-        # Fast polls and no retries: a test failure shows at once instead of after backoff.
-        os.environ.update({"SMGT_POKE_INTERVAL": "1", "SMGT_TASK_RETRIES": "0"})
-        emu.demo = emu.upload_demo_data()
+    with dag_test_emulator(tmp_path_factory, "dag") as emu:
         yield emu
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture

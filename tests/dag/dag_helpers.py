@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def dag_test_emulator(tmp_path_factory: Any, name: str) -> Iterator[Any]:
+    """A local Ground Truth (S3 on its own SeaweedFS, instant tasks, seed 7, the demo data uploaded
+    as `emu.demo`) whose AWS endpoints are this process's environment while it runs, for dag.test();
+    the environment is restored afterwards, so it does not leak into later tests."""
+    from airflow.utils import db
+    from s3_store import seaweedfs_store
+
+    from smgt.local import LocalGroundTruth
+
+    db.initdb()
+    saved = dict(os.environ)
+    try:
+        with seaweedfs_store(tmp_path_factory.mktemp(f"{name}-s3")) as store, LocalGroundTruth(
+                port=0, task_seconds=0.0, seed=7, s3=store, state_dir=tmp_path_factory.mktemp(f"{name}-gt")) as emu:
+            os.environ.update(emu.env())
+            # Fast polls and no retries: a test failure shows at once instead of after backoff.
+            os.environ.update({"SMGT_POKE_INTERVAL": "1", "SMGT_TASK_RETRIES": "0"})
+            emu.demo = emu.upload_demo_data()
+            yield emu
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def load_dag_module(name: str) -> Any:

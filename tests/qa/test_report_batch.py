@@ -5,44 +5,18 @@ batch/show links them; a report that cannot be made is recorded and the batch st
 from __future__ import annotations
 
 import io
-import os
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from dag_helpers import load_dag_module, snapshot_of
 from PIL import Image
 from sample_batches import notebook_batch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dag"))  # dag_helpers, shared with tests/dag
-
-from dag_helpers import load_dag_module, snapshot_of  # noqa: E402
-
-from smgt import batch_status  # noqa: E402
-from smgt.local.injection import read_injected_errors  # noqa: E402
-from smgt.manifests import Storage  # noqa: E402
+from smgt import batch_status
+from smgt.local.injection import read_injected_errors
+from smgt.manifests import Storage
 
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from airflow.utils import db
-    from s3_store import seaweedfs_store
-
-    from smgt.local import LocalGroundTruth
-
-    db.initdb()
-    saved = dict(os.environ)
-    with seaweedfs_store(tmp_path_factory.mktemp("report-s3")) as store, LocalGroundTruth(
-            port=0, task_seconds=0.0, seed=7, s3=store, state_dir=tmp_path_factory.mktemp("report-gt")) as emu:
-        os.environ.update(emu.env())
-        os.environ.update({"SMGT_POKE_INTERVAL": "1", "SMGT_TASK_RETRIES": "0"})
-        emu.demo = emu.upload_demo_data()
-        yield emu
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def _conf(emulator: Any, batch_id: str) -> dict[str, Any]:

@@ -3,43 +3,15 @@ with injected errors, the level-2 audit gets the injected frames, batch/show rec
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
+from dag_helpers import load_dag_module, snapshot_of
 from sample_batches import notebook_batch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dag"))  # dag_helpers, shared with tests/dag
-
-from dag_helpers import load_dag_module, snapshot_of  # noqa: E402
-
-from smgt import batch_status  # noqa: E402
-from smgt.local.injection import read_injected_errors  # noqa: E402
-from smgt.manifests import Storage  # noqa: E402
+from smgt import batch_status
+from smgt.local.injection import read_injected_errors
+from smgt.manifests import Storage
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from airflow.utils import db
-    from s3_store import seaweedfs_store
-
-    from smgt.local import LocalGroundTruth
-
-    db.initdb()
-    saved = dict(os.environ)
-    with seaweedfs_store(tmp_path_factory.mktemp("qa-dag-s3")) as store, LocalGroundTruth(
-            port=0, task_seconds=0.0, seed=7, s3=store, state_dir=tmp_path_factory.mktemp("qa-dag-gt")) as emu:
-        os.environ.update(emu.env())
-        os.environ.update({"SMGT_POKE_INTERVAL": "1", "SMGT_TASK_RETRIES": "0"})
-        emu.demo = emu.upload_demo_data()
-        yield emu
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_targeted_audit_gets_the_injected_frames_and_batch_show_says_why(emulator):
