@@ -4,8 +4,9 @@ conftest) so other test folders cannot shadow it."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sample_batches import notebook_batch
@@ -81,3 +82,35 @@ def batch_files(local: LocalDeployment, batch_id: str) -> dict[str, bytes]:
         for obj in page.get("Contents", []):
             files[obj["Key"]] = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
     return files
+
+
+@contextlib.contextmanager
+def airflow_on_emulator(tmp_path_factory: Any, name: str, seed: int = 0) -> Iterator[tuple[Any, Any, dict[str, Any]]]:
+    """A real Airflow (embedded: api-server, scheduler, ...) on a local Ground Truth with instant
+    tasks and S3 on its own SeaweedFS, smgt_batch parsed and unpaused: yields (airflow, emulator,
+    the demo data's URIs). Fails the test when Airflow does not start."""
+    import pytest
+    import requests
+    from s3_store import seaweedfs_store
+
+    from smgt.api.auth import BATCH_DAG_ID
+    from smgt.embedded import EmbeddedAirflow, EmbeddedAirflowError
+    from smgt.local import LocalGroundTruth
+
+    with seaweedfs_store(tmp_path_factory.mktemp(f"{name}-s3")) as store, LocalGroundTruth(
+            port=0, task_seconds=0.0, seed=seed, s3=store, state_dir=tmp_path_factory.mktemp(f"{name}-gt")) as emu:
+        demo = emu.upload_demo_data()
+        stack = EmbeddedAirflow(tmp_path_factory.mktemp(f"{name}-airflow"), aws_env=emu.env(), extra_env={})
+        try:
+            stack.start()
+        except (EmbeddedAirflowError, requests.RequestException) as exc:
+            pytest.fail(f"the embedded Airflow did not start: {exc}")
+        try:
+            admin = stack.session("admin")
+            stack.wait_for(lambda: admin.get(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}", timeout=30).ok,
+                           "smgt_batch parsed", timeout=300)
+            admin.patch(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}", json={"is_paused": False},
+                        timeout=30).raise_for_status()
+            yield stack, emu, demo
+        finally:
+            stack.stop()

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from browser import assert_not_blank, save_screenshot
 from playwright.sync_api import Page, expect
 from sample_batches import notebook_batch
 
-from smgt.api.auth import BATCH_DAG_ID
-from smgt.embedded import EmbeddedAirflow, EmbeddedAirflowError
+from smgt.embedded import EmbeddedAirflow
+
+from .deployment_helpers import airflow_on_emulator
 
 pytest_plugins = ["browser"]
 pytestmark = pytest.mark.timeout(900)
@@ -32,28 +32,9 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAirflow]:
-    from s3_store import seaweedfs_store
-
-    from smgt.local import LocalGroundTruth
-
-    with seaweedfs_store(tmp_path_factory.mktemp("quality-s3")) as store, LocalGroundTruth(
-            port=0, task_seconds=0.0, seed=7, s3=store, state_dir=tmp_path_factory.mktemp("quality-gt")) as emu:
-        demo = emu.upload_demo_data()
-        stack = EmbeddedAirflow(tmp_path_factory.mktemp("quality-airflow"), aws_env=emu.env(), extra_env={})
-        try:
-            stack.start()
-        except (EmbeddedAirflowError, requests.RequestException) as exc:
-            pytest.fail(f"the embedded Airflow did not start: {exc}")
-        try:
-            admin = stack.session("admin")
-            stack.wait_for(lambda: admin.get(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}", timeout=30).ok,
-                           "smgt_batch parsed", timeout=300)
-            admin.patch(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}", json={"is_paused": False},
-                        timeout=30).raise_for_status()
-            stack.emu, stack.demo = emu, demo  # type: ignore[attr-defined]
-            yield stack
-        finally:
-            stack.stop()
+    with airflow_on_emulator(tmp_path_factory, "quality", seed=7) as (stack, emu, demo):
+        stack.emu, stack.demo = emu, demo  # type: ignore[attr-defined]
+        yield stack
 
 
 def _show(airflow: EmbeddedAirflow, batch_id: str) -> dict[str, Any]:

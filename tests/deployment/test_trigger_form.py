@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect
 
 from smgt.api.auth import BATCH_DAG_ID
-from smgt.embedded import EmbeddedAirflow, EmbeddedAirflowError
+from smgt.embedded import EmbeddedAirflow
+
+from .deployment_helpers import airflow_on_emulator
 
 pytest_plugins = ["browser"]
 pytestmark = pytest.mark.timeout(900)
@@ -33,28 +34,9 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAirflow]:
-    from s3_store import seaweedfs_store
-
-    from smgt.local import LocalGroundTruth
-
-    with seaweedfs_store(tmp_path_factory.mktemp("form-s3")) as store, LocalGroundTruth(
-            port=0, task_seconds=0.0, s3=store, state_dir=tmp_path_factory.mktemp("form-gt")) as emu:
-        emu.upload_demo_data()
-        stack = EmbeddedAirflow(tmp_path_factory.mktemp("form-airflow"), aws_env=emu.env(), extra_env={})
-        try:
-            stack.start()
-        except (EmbeddedAirflowError, requests.RequestException) as exc:
-            pytest.fail(f"the embedded Airflow did not start: {exc}")
-        try:
-            admin = stack.session("admin")
-            stack.wait_for(lambda: admin.get(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}", timeout=30).ok,
-                           "smgt_batch parsed", timeout=300)
-            admin.patch(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}", json={"is_paused": False},
-                        timeout=30).raise_for_status()
-            stack.input_bucket = _settings().input_bucket
-            yield stack
-        finally:
-            stack.stop()
+    with airflow_on_emulator(tmp_path_factory, "form") as (stack, _emu, _demo):
+        stack.input_bucket = _settings().input_bucket
+        yield stack
 
 
 def _settings() -> Any:
