@@ -52,3 +52,17 @@ def notebook_batch(batch_id: str = "nb-track-1a2b3c4d", manifest: str = NOTEBOOK
         ],
     }
 
+
+def targeted_demo_batch(batch_id: str, demo: dict, *, rate: float = 40, exploration: float = 25) -> dict:
+    """The notebook's batch on the emulator's demo data (`upload_demo_data()`'s URIs), with a fixed
+    audit rate and targeted down-sampling (`exploration` % of the budget drawn at random)."""
+    conf = notebook_batch(batch_id)
+    for job in conf["labelingJobs"]:
+        if "inputManifestS3Uri" in job["inputConfig"]:
+            job["inputConfig"]["inputManifestS3Uri"] = demo["manifest_uri"]
+        else:
+            job["inputConfig"]["downSamplingRate"] = rate
+        name = job["labelCategoryConfigS3Uri"].rsplit("/", 1)[-1].removesuffix(".json")
+        job["labelCategoryConfigS3Uri"] = demo["label_configs"][name]
+    conf["samplingStrategy"], conf["explorationPercent"] = "targeted", exploration
+    return conf

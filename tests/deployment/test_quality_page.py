@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from browser import assert_not_blank, save_screenshot
 from playwright.sync_api import Page, expect
-from sample_batches import notebook_batch
+from sample_batches import targeted_demo_batch
 
 from smgt.embedded import EmbeddedAirflow
 
@@ -55,15 +55,7 @@ def _wait(check: Any, what: str, timeout: float) -> Any:
 
 def test_the_batch_page_shows_the_quality_report_with_its_thumbnails(page: Page, airflow: Any, tmp_path: Path) -> None:
     batch_id = "quality-1"  # fixed: injected errors are seeded with the job names
-    conf = notebook_batch(batch_id)
-    for job in conf["labelingJobs"]:
-        if "inputManifestS3Uri" in job["inputConfig"]:
-            job["inputConfig"]["inputManifestS3Uri"] = airflow.demo["manifest_uri"]
-        else:
-            job["inputConfig"]["downSamplingRate"] = 40
-        name = job["labelCategoryConfigS3Uri"].rsplit("/", 1)[-1].removesuffix(".json")
-        job["labelCategoryConfigS3Uri"] = airflow.demo["label_configs"][name]
-    conf["samplingStrategy"], conf["explorationPercent"] = "targeted", 25
+    conf = targeted_demo_batch(batch_id, airflow.demo)
     airflow.emu.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4, 10],
                                               "kinds": ["jitter", "miss"], "seed": 3}]})
     try:

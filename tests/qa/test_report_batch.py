@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from dag_helpers import load_dag_module, snapshot_of
 from PIL import Image
-from sample_batches import notebook_batch
+from sample_batches import targeted_demo_batch
 
 from smgt import batch_status
 from smgt.local.injection import read_injected_errors
@@ -20,16 +20,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def _conf(emulator: Any, batch_id: str) -> dict[str, Any]:
-    conf = notebook_batch(batch_id)
-    for job in conf["labelingJobs"]:
-        if "inputManifestS3Uri" in job["inputConfig"]:
-            job["inputConfig"]["inputManifestS3Uri"] = emulator.demo["manifest_uri"]
-        else:
-            job["inputConfig"]["downSamplingRate"] = 40
-        name = job["labelCategoryConfigS3Uri"].rsplit("/", 1)[-1].removesuffix(".json")
-        job["labelCategoryConfigS3Uri"] = emulator.demo["label_configs"][name]
-    conf["samplingStrategy"], conf["explorationPercent"] = "targeted", 25
-    return conf
+    return targeted_demo_batch(batch_id, emulator.demo)
 
 
 def _jobs(detail: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from dag_helpers import load_dag_module, snapshot_of
-from sample_batches import notebook_batch
+from sample_batches import targeted_demo_batch
 
 from smgt import batch_status
 from smgt.local.injection import read_injected_errors
@@ -17,15 +17,7 @@ pytestmark = pytest.mark.timeout(600)
 def test_targeted_audit_gets_the_injected_frames_and_batch_show_says_why(emulator):
     # Fixed: the injected errors and the simulated labels are seeded with the job names.
     batch_id = "qa-targeted-1"
-    conf = notebook_batch(batch_id)
-    for job in conf["labelingJobs"]:
-        if "inputManifestS3Uri" in job["inputConfig"]:
-            job["inputConfig"]["inputManifestS3Uri"] = emulator.demo["manifest_uri"]
-        else:
-            job["inputConfig"]["downSamplingRate"] = 40
-        name = job["labelCategoryConfigS3Uri"].rsplit("/", 1)[-1].removesuffix(".json")
-        job["labelCategoryConfigS3Uri"] = emulator.demo["label_configs"][name]
-    conf["samplingStrategy"], conf["explorationPercent"] = "targeted", 0
+    conf = targeted_demo_batch(batch_id, emulator.demo, exploration=0)
     emulator.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4, 10],
                                            "kinds": ["jitter", "miss"], "seed": 3}]})
     try:
