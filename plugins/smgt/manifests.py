@@ -77,6 +77,20 @@ def _local_path(uri: str) -> str:
     return uri[len("file://") :] if uri.startswith("file://") else uri
 
 
+@contextmanager
+def _missing_object(uri: str) -> Iterator[None]:
+    """A missing file or S3 object read inside the block becomes ManifestError naming `uri`."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ManifestError(f"{uri}: no such file") from None
+    except Exception as exc:
+        # NoSuchKey is a modelled error class of the client, so it cannot be imported up front.
+        if type(exc).__name__ == "NoSuchKey":
+            raise ManifestError(f"{uri}: no such object") from None
+        raise
+
+
 class Storage:
     """The few I/O operations manifest work needs, for S3 URIs and local paths alike.
 
@@ -111,39 +125,27 @@ class Storage:
 
     def read_json(self, uri: str) -> Any:
         """A small JSON object (sequence file, label config): read whole."""
-        try:
-            if is_s3_uri(uri):
-                bucket, key = parse_s3_uri(uri)
-                return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            with open(_local_path(uri), "rb") as f:
-                return json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{uri}: not valid JSON ({exc})") from None
-        except FileNotFoundError:
-            raise ManifestError(f"{uri}: no such file") from None
-        except Exception as exc:
-            # NoSuchKey is a modelled error class of the client, so it cannot be imported up front.
-            if type(exc).__name__ == "NoSuchKey":
-                raise ManifestError(f"{uri}: no such object") from None
-            raise
+        with _missing_object(uri):
+            try:
+                if is_s3_uri(uri):
+                    bucket, key = parse_s3_uri(uri)
+                    return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                with open(_local_path(uri), "rb") as f:
+                    return json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{uri}: not valid JSON ({exc})") from None
 
     def read_head(self, uri: str, size: int) -> bytes:
         """The first `size` bytes of an object (S3: one ranged GET), e.g. an image's header.
 
         Raises ManifestError when the object does not exist.
         """
-        try:
+        with _missing_object(uri):
             if is_s3_uri(uri):
                 bucket, key = parse_s3_uri(uri)
                 return self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
             with open(_local_path(uri), "rb") as f:
                 return f.read(size)
-        except FileNotFoundError:
-            raise ManifestError(f"{uri}: no such file") from None
-        except Exception as exc:
-            if type(exc).__name__ == "NoSuchKey":
-                raise ManifestError(f"{uri}: no such object") from None
-            raise
 
     def write_json(self, uri: str, obj: Any) -> None:
         data = json.dumps(obj, separators=(",", ":")).encode()
