@@ -38,6 +38,13 @@ class Settings:
     poke_interval: int = 30
     # Retries of each batch task (creates adopt their own job, so retrying is safe).
     task_retries: int = 2
+    # SQS queue that an EventBridge rule fills with Ground Truth's "SageMaker Ground Truth Labeling Job
+    # State Change" events (smgt.gt.events). Set: a waiting trigger wakes on its job's event and only
+    # polls DescribeLabelingJob slowly as a fallback. Empty: triggers poll every `poke_interval`.
+    events_queue_url: str = ""
+    # With events: seconds between fallback polls of a waiting job (also capped at 10 poke intervals),
+    # so a lost event only delays the hand-off.
+    events_fallback_poll: int = 300
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

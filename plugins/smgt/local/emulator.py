@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +27,13 @@ import boto3
 from botocore.config import Config
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from smgt.gt import events
 from smgt.settings import LOCAL_ACCOUNT_ID, Settings, get_settings
 
 from . import demo
 from .bootstrap import Bootstrapped, bootstrap, cognito_problem, parse_work_team_members
 from .faults import Faults, FaultState
-from .jobs import JobStore
+from .jobs import TERMINAL, JobStore, LabelingJob
 from .lifecycle import Lifecycle, Timing, worker_from_cognito
 from .outputs import Worker
 from .s3io import S3
@@ -44,6 +47,18 @@ from .workteams import WorkteamStore
 log = logging.getLogger(__name__)
 
 STATE_FILE = "gt.sqlite3"
+# GT's labeling-job state-change events reach triggers through this rule and queue (smgt.gt.events),
+# as on AWS, where a deployment creates both (README: "Events instead of polling").
+EVENTS_RULE_NAME = "smgt-workflows-gt-labeling-job-state-change"
+EVENTS_QUEUE_NAME = "smgt-workflows-gt-events"
+# After a restart the emulator publishes again the events of jobs that ended this recently: moto keeps
+# queues in memory, so events still unread when the emulator stopped were lost with it.
+REPUBLISH_WITHIN_SECONDS = 900.0
+
+
+def events_queue_url(endpoint_url: str) -> str:
+    """The emulator's labeling-job events queue (moto's queue URLs are endpoint/account/name)."""
+    return f"{endpoint_url}/{LOCAL_ACCOUNT_ID}/{EVENTS_QUEUE_NAME}"
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,9 @@ def aws_env(endpoint_url: str, *, region: str, conn_id: str, s3: S3Store) -> dic
                              "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 10}}}
     env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
            "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": endpoint_url, "SMGT_REGION": region,
-           "AWS_ENDPOINT_URL_S3": s3.endpoint_url}
+           "AWS_ENDPOINT_URL_S3": s3.endpoint_url,
+           # Waiting triggers wake on the emulator's labeling-job events instead of polling.
+           "SMGT_EVENTS_QUEUE_URL": events_queue_url(endpoint_url)}
     extra["service_config"] = {"s3": {"endpoint_url": s3.endpoint_url}}
     conn = {"conn_type": "aws", "login": access_key, "password": secret_key, "extra": extra}
     env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
@@ -121,6 +138,9 @@ class LocalGroundTruth:
         self.resources: Bootstrapped | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self._events: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._publisher: threading.Thread | None = None
+        self.events_published = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -152,7 +172,8 @@ class LocalGroundTruth:
                                    region=self.region, workers_for=self._workers_for, issuer="",
                                    workforces=self.workforces)
         self.jobs = JobStore(account=self.account, validate=self._validate, start=self.lifecycle.start,
-                             store=self.store, choose_workforce=self._choose_workforce)
+                             store=self.store, choose_workforce=self._choose_workforce,
+                             on_status=self._job_status_changed)
         running = self.jobs.load()
         app.handlers.update({
             "CreateLabelingJob": self.jobs.create,
@@ -166,6 +187,11 @@ class LocalGroundTruth:
         })
         self.resources = bootstrap(self.client, self.teams, self.settings, self.work_team_members)
         self.lifecycle.issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.resources.user_pool_id}"
+        self._setup_events()
+        recent = time.time() - REPUBLISH_WITHIN_SECONDS
+        for job in self.jobs.all():
+            if job.status in TERMINAL and job.modified >= recent:
+                self._job_status_changed(job)
         for job in running:  # after bootstrap: their workers are Cognito users again
             log.info("resuming labeling job %s (%s, %d of %d data objects finished)", job.name, job.status,
                      job.human_labeled + job.failed, job.total)
@@ -173,6 +199,10 @@ class LocalGroundTruth:
         return self
 
     def stop(self) -> None:
+        if self._publisher is not None:  # publish what is queued while the server still answers
+            self._events.put(None)
+            self._publisher.join(timeout=10)
+            self._publisher = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -199,6 +229,11 @@ class LocalGroundTruth:
     def status_queue_url(self) -> str:
         assert self.resources is not None, "start() the emulator first"
         return self.resources.queue_url
+
+    @property
+    def events_queue_url(self) -> str:
+        """The SQS queue GT's labeling-job state-change events are delivered to (SMGT_EVENTS_QUEUE_URL)."""
+        return events_queue_url(self.endpoint_url)
 
     @property
     def access_key(self) -> str:
@@ -248,6 +283,37 @@ class LocalGroundTruth:
                 self._clients[service] = self.client(service, config=Config(
                     retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50))
             return self._clients[service]
+
+    def _setup_events(self) -> None:
+        """The EventBridge rule that sends GT's labeling-job events to the events queue, as a
+        deployment on AWS creates it (moto delivers PutEvents entries that match a rule to its
+        SQS targets); then start publishing. Idempotent, like bootstrap."""
+        sqs, bridge = self._internal("sqs"), self._internal("events")
+        url = sqs.create_queue(QueueName=EVENTS_QUEUE_NAME)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bridge.put_rule(Name=EVENTS_RULE_NAME, EventPattern=json.dumps(events.EVENT_PATTERN), State="ENABLED",
+                        Description="Ground Truth labeling job state changes -> smgt triggers")
+        bridge.put_targets(Rule=EVENTS_RULE_NAME, Targets=[{"Id": "smgt-gt-events-queue", "Arn": arn}])
+        if self._publisher is None:
+            self._publisher = threading.Thread(target=self._publish_events, name="smgt-gt-events", daemon=True)
+            self._publisher.start()
+
+    def _job_status_changed(self, job: LabelingJob) -> None:
+        # GT sends an event when a job becomes Completed, Failed or Stopped (smgt.gt.events); called
+        # under the job's lock, so the event is put on the bus by the publisher thread.
+        if job.status in events.EVENT_STATUSES and self._publisher is not None:
+            self._events.put((job.arn, job.status))
+
+    def _publish_events(self) -> None:
+        while (item := self._events.get()) is not None:
+            arn, status = item
+            try:
+                response = self._internal("events").put_events(Entries=[events.put_events_entry(arn, status)])
+                if response.get("FailedEntryCount"):
+                    raise RuntimeError(response["Entries"])
+                self.events_published += 1
+            except Exception:  # a lost event only delays the hand-off (triggers keep a fallback poll)
+                log.exception("could not publish the %s event of %s", status, arn)
 
     def _validate(self, request: dict[str, Any], region: str):  # -> JobSpec
         return validate_create(request, region=region, s3=self.s3, workteam_exists=self.teams.exists)

@@ -45,6 +45,8 @@ class LabelingJob:
     workforce_state: dict[str, Any] = field(default_factory=dict)
     store: StateStore | None = field(default=None, repr=False)
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    # Told of every status change once it is on disk (the emulator publishes GT's state-change event).
+    on_status: Callable[[LabelingJob], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.modified = self.modified or self.created
@@ -92,6 +94,8 @@ class LabelingJob:
             if self.store is not None:
                 self.store.update_job(self.name, status=self.status, failure_reason=self.failure_reason,
                                       modified=self.modified)
+            if self.on_status is not None:
+                self.on_status(self)
 
     def record(self, index: int, line: dict[str, Any], *, failure: str | None = None) -> bool:
         """Record a finished data object (durably) with its output-manifest line, and count it as
@@ -175,8 +179,10 @@ class LabelingJob:
 class JobStore:
     def __init__(self, *, account: str, validate: Callable[[dict[str, Any], str], JobSpec],
                  start: Callable[[LabelingJob], None], store: StateStore,
-                 choose_workforce: Callable[[JobSpec], str] = lambda spec: "simulated") -> None:
+                 choose_workforce: Callable[[JobSpec], str] = lambda spec: "simulated",
+                 on_status: Callable[[LabelingJob], None] | None = None) -> None:
         self.account = account
+        self.on_status = on_status
         self._validate = validate
         self._start = start
         self._choose = choose_workforce
@@ -189,6 +195,7 @@ class JobStore:
         with self._lock:
             for row in self.store.jobs():
                 job = LabelingJob.from_row(row, self.store)
+                job.on_status = self.on_status
                 self._jobs[job.name.lower()] = job
             return [j for j in self._jobs.values() if j.status not in TERMINAL]
 
@@ -209,7 +216,7 @@ class JobStore:
         spec = self._validate(request, region)  # reads S3: outside the lock
         arn = f"arn:aws:sagemaker:{region}:{self.account}:labeling-job/{name.lower()}"
         job = LabelingJob(name=name, arn=arn, request=request, spec=spec, account=self.account,
-                          workforce=self._choose(spec), store=self.store)
+                          workforce=self._choose(spec), store=self.store, on_status=self.on_status)
         with self._lock:
             try:
                 # The state file's primary key decides a race between two creates of one name, and
