@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,6 +123,20 @@ class Storage:
             with open(_local_path(uri), "rb", buffering=READ_CHUNK) as f:
                 for line in f:
                     yield line.rstrip(b"\r\n")
+
+    def iter_chunks(self, uri: str) -> Iterator[bytes]:
+        """The raw bytes of an object in pieces of at most READ_CHUNK, streamed (no line splitting)."""
+        if is_s3_uri(uri):
+            bucket, key = parse_s3_uri(uri)
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(chunk_size=READ_CHUNK)
+            finally:
+                body.close()
+        else:
+            with open(_local_path(uri), "rb", buffering=0) as f:
+                while chunk := f.read(READ_CHUNK):
+                    yield chunk
 
     def read_json(self, uri: str) -> Any:
         """A small JSON object (sequence file, label config): read whole."""
@@ -420,6 +435,81 @@ def _content_lines(storage: Storage, uri: str) -> Iterator[bytes]:
             yield line
 
 
+# Line sampling and copying read the manifest as byte runs, not as one Python object per line: a line
+# that is written unchanged is checked on its bytes and parsed only when they do not show what the
+# check needs (then json.loads gives the same verdict and message as a full parse would).
+
+
+def _line_runs(storage: Storage, uri: str) -> Iterator[tuple[bytes, int, int]]:
+    """The lines of `uri` as runs `(buf, start, end)`: buf[start:end] holds whole lines separated by
+    b"\\n" and no other line-ending byte; only a run's last line may lack its b"\\n" (the object's last
+    line without one, or a run of a single line). Blank lines are left in: the callers skip them.
+
+    The same lines as Storage.iter_lines: most chunks hold no b"\\r" and are used in place; a run
+    holding one is split the way iter_lines splits (locally on b"\\n", stripping a trailing b"\\r"; on
+    S3 as botocore does, bytes.splitlines) and its lines are yielded one by one.
+    """
+    s3 = is_s3_uri(uri)
+    parts: list[bytes] = []  # a line spanning chunks
+    for chunk in storage.iter_chunks(uri):
+        first = chunk.find(b"\n")
+        if first < 0:
+            parts.append(chunk)
+            continue
+        start = 0
+        if parts:
+            parts.append(chunk[: first + 1])
+            head = b"".join(parts)
+            parts = []
+            yield from _checked_run(head, 0, len(head), s3)
+            start = first + 1
+        last = chunk.rfind(b"\n") + 1
+        if start < last:
+            yield from _checked_run(chunk, start, last, s3)
+        if last < len(chunk):
+            parts.append(chunk[last:])
+    if parts:
+        tail = b"".join(parts)
+        yield from _checked_run(tail, 0, len(tail), s3)
+
+
+def _checked_run(buf: bytes, start: int, end: int, s3: bool) -> Iterator[tuple[bytes, int, int]]:
+    if buf.find(b"\r", start, end) < 0:
+        yield buf, start, end
+        return
+    data = buf[start:end]
+    if s3:
+        lines = data.splitlines()
+    else:
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()
+        lines = [line.rstrip(b"\r\n") for line in lines]
+    for line in lines:
+        yield line, 0, len(line)
+
+
+def _count_content_lines(storage: Storage, uri: str) -> int:
+    total = 0
+    for buf, start, end in _line_runs(storage, uri):
+        find, p = buf.find, start
+        while p < end:
+            q = find(b"\n", p, end)
+            if q < 0:
+                q = end
+            # A blank line is not an object; the first byte settles it for every manifest line ("{").
+            if buf[p] == 0x7B or buf[p:q].strip():
+                total += 1
+            p = q + 1
+    return total
+
+
+# A line read on its bytes starts with its "source-ref" (as json.dumps writes it, compact or not) and
+# holds a string that json.dumps writes as it is: printable ASCII without '"' or '\\' (_PLAIN).
+_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+_KEY_COLON = re.compile(rb"[ \t]*:")
+
+
 def _parse_line(line: bytes, number: int, uri: str) -> dict[str, Any]:
     try:
         obj = json.loads(line)
@@ -435,6 +525,9 @@ class _LabelCheck:
 
     def __init__(self, attribute: str | None, uri: str) -> None:
         self.attribute, self.uri, self.missing = attribute, uri, 0
+        if attribute is not None:
+            self._meta_key = json.dumps(f"{attribute}-metadata").encode()
+            self._label_key = json.dumps(attribute).encode()
 
     def __call__(self, obj: dict[str, Any], number: int) -> None:
         if self.attribute is None:
@@ -446,6 +539,63 @@ class _LabelCheck:
             )
         if self.attribute not in obj:
             self.missing += 1  # GT keeps objects whose labelling failed, with only a failure-reason
+
+    def on_bytes(self, buf: bytes, p: int, q: int) -> bool:
+        """True when the line buf[p:q] shows both `"<attr>-metadata":` and `"<attr>":` as keys, so it
+        passes and carries its label; False when that is not certain (the caller then parses the line
+        and calls the check on the object: an error, a failed object, or a key written with escapes).
+
+        A key is its quoted name followed by ":", the opening quote not escaped: inside a JSON string
+        a quote is always escaped, so such bytes are a key, not text. (A key of that name nested in
+        another object would pass too; GT writes these two at the top level.)"""
+        if self.attribute is None:
+            return True
+        # GT appends the metadata last: searched from the end; the label is searched from the start.
+        return _has_key(buf, p, q, self._meta_key, True) and _has_key(buf, p, q, self._label_key, False)
+
+
+def _has_key(buf: bytes, p: int, q: int, key: bytes, from_end: bool) -> bool:
+    i = buf.rfind(key, p, q) if from_end else buf.find(key, p, q)
+    if i <= p or buf[i - 1] == 0x5C:
+        return False
+    i += len(key)
+    return (i < q and buf[i] == 0x3A) or _KEY_COLON.match(buf, i, q) is not None
+
+
+def _plain_source_ref(buf: bytes, p: int, q: int, label_check: _LabelCheck) -> bytes | None:
+    """The JSON token of the "source-ref" of line buf[p:q] when its bytes settle what a parse would
+    check, else None (the caller then parses it: the same errors, the same label count).
+
+    The bytes settle it when the line is an object starting with a "source-ref" string that
+    json.dumps writes as it is (_PLAIN), it ends with the "}" closing the object, and the label check
+    passes on the bytes (_LabelCheck.on_bytes). The rest of the line is not parsed: a line written
+    as it is gets no full JSON validation here (Ground Truth validates its input manifest), and a
+    second "source-ref" key (json.loads would keep the last) is not looked for.
+    """
+    if buf.startswith(b'{"source-ref":"', p):
+        s = p + 14
+    elif buf.startswith(b'{"source-ref": "', p):
+        s = p + 15
+    else:
+        return None
+    e = buf.find(b'"', s + 1, q)  # the string's end: a '"' inside it would be escaped, so not plain
+    if e < 0 or buf[q - 1] != 0x7D or buf[e + 1] not in b",}":
+        return None
+    token = buf[s : e + 1]
+    if len(token.translate(None, _PLAIN)) != 2 or not label_check.on_bytes(buf, p, q):
+        return None
+    return token
+
+
+def _kept_entry(buf: bytes, p: int, q: int, number: int, uri: str, label_check: _LabelCheck) -> bytes:
+    """The sampling record entry of kept line buf[p:q], {"line", "source-ref"} as _json_line writes
+    it; the line is parsed only when its bytes do not settle the checks (_plain_source_ref)."""
+    token = _plain_source_ref(buf, p, q, label_check)
+    if token is not None:
+        return b'{"line":%d,"source-ref":%b}\n' % (number, token)
+    obj = _parse_line(buf[p:q], number, uri)
+    label_check(obj, number)
+    return _json_line({"line": number, "source-ref": obj["source-ref"]})
 
 
 def _json_line(obj: Any) -> bytes:
@@ -566,14 +716,36 @@ def _scored_pick(index_name: Any, risk: Any, pick: str) -> dict[str, Any]:
 
 
 def _copy_lines(storage: Storage, src: str, dest: str, label_check: _LabelCheck) -> SamplingSummary:
+    """Every line as it is, checked on its bytes (parsed only where they do not settle the checks);
+    a run of lines that are all written as they are is written in one piece."""
     count = 0
     with storage.open_write(dest) as out:
-        for number, line in enumerate(_content_lines(storage, src)):
-            # Parsing validates the parent's output; the bytes written are the original line.
-            label_check(_parse_line(line, number, src), number)
-            out.write(line + b"\n")
-            count += 1
+        for buf, start, end in _line_runs(storage, src):
+            find, p, whole = buf.find, start, True
+            while p < end:
+                q = find(b"\n", p, end)
+                if q < 0:
+                    q, whole = end, False  # written below with the b"\n" it lacks
+                if buf[p] != 0x7B and not buf[p:q].strip():
+                    whole = False  # a blank line, dropped
+                else:
+                    if _plain_source_ref(buf, p, q, label_check) is None:
+                        label_check(_parse_line(buf[p:q], count, src), count)
+                    count += 1
+                p = q + 1
+            if whole:
+                out.write(memoryview(buf)[start:end])
+            else:
+                for line in _run_lines(buf, start, end):
+                    out.write(line + b"\n")
     return SamplingSummary(dest, None, "", "copy", None, lines_in=count, lines_out=count)
+
+
+def _run_lines(buf: bytes, start: int, end: int) -> Iterator[bytes]:
+    """The content lines of a run, without their b"\\n"."""
+    for line in buf[start:end].split(b"\n"):
+        if line.strip():
+            yield line
 
 
 def _sample_frames(
@@ -680,29 +852,47 @@ def _sample_lines(
     """Exactly `kept_count(total, rate)` lines in O(1) memory: a counting pass, then selection
     sampling (Knuth's Algorithm S), which keeps line t with probability needed / remaining.
 
+    Both passes walk the manifest's bytes (_line_runs); a kept line is written as it is and checked
+    on its bytes, parsed only when they do not settle the checks (_kept_entry).
+
     Targeted: the first pass scores every line (8 bytes of risk per line are kept), the picks are
     made from the risks, and the second pass writes the picked lines."""
     if targeting is not None:
         return _target_lines(storage, src, dest, rate, batch_id, job_name, label_check, summary_limit, targeting)
-    total = sum(1 for _ in _content_lines(storage, src))
+    total = _count_content_lines(storage, src)
     needed = kept_count(total, rate)
-    rng = random.Random(sample_seed(batch_id, job_name))
+    rnd = random.Random(sample_seed(batch_id, job_name)).random
     record_uri = record_uri_for(dest)
-    summary = SamplingSummary(dest, record_uri, "", "lines", rate, lines_in=total)
-    seen = 0
+    summary = SamplingSummary(dest, record_uri, "", "lines", rate, lines_in=total, lines_out=needed)
+    number = 0
     with storage.open_write(dest) as out, storage.open_write(record_uri) as record:
-        for number, line in enumerate(_content_lines(storage, src)):
-            seen += 1
-            if number >= total:
-                break  # reported below: the object changed between the two passes
-            # needed == total - number forces the pick, so exactly `needed` lines are kept.
-            if rng.random() * (total - number) >= needed:
-                continue
-            needed -= 1
-            obj = _parse_line(line, number, src)
-            label_check(obj, number)
-            _keep_line(out, record, summary, line, {"line": number, "source-ref": obj["source-ref"]}, summary_limit)
-        if seen != total:
+        for buf, start, end in _line_runs(storage, src):
+            find, p = buf.find, start
+            lines: list[bytes] = []
+            entries: list[bytes] = []
+            while p < end:
+                q = find(b"\n", p, end)
+                if q < 0:
+                    q = end
+                if buf[p] != 0x7B and not buf[p:q].strip():
+                    p = q + 1  # a blank line: not an object, not counted
+                    continue
+                # needed == total - number forces the pick, so exactly `needed` lines are kept (and
+                # once none is needed, the draws could not pick one: they are skipped).
+                if needed and rnd() * (total - number) < needed:
+                    needed -= 1
+                    entries.append(_kept_entry(buf, p, q, number, src, label_check))
+                    lines.append(buf[p : q + 1] if q < end else buf[p:q] + b"\n")
+                number += 1
+                p = q + 1
+            if entries:
+                out.write(b"".join(lines))
+                record.write(b"".join(entries))
+                room = max(0, summary_limit - len(summary.samples))
+                summary.samples.extend(json.loads(entry) for entry in entries[:room])
+                summary.samples_truncated |= len(entries) > room
+        if number != total:  # the object changed between the two passes
+            seen = min(number, total + 1)  # counted up to the first line too many
             raise ManifestError(f"{src}: changed while being sampled ({total} lines, then {seen})")
     return summary
 
