@@ -149,9 +149,12 @@ def test_sensor_defers_with_the_events_queue_and_a_slow_fallback(
     monkeypatch.delenv("SMGT_EVENTS_QUEUE_URL")
     assert LabelingJobTrigger(**kwargs).serialize() == (classpath, kwargs)
     assert LabelingJobTrigger(job_name="j", waiter_delay=2, events_queue_url=queue).fallback_delay == 20
-    # No queue: polls as before, serialized as before.
+    # No queue configured: polls as before, serialized as before; polling asked for: stays polling.
     _, plain = LabelingJobTrigger(job_name="j", waiter_delay=30).serialize()
     assert "events_queue_url" not in plain and "fallback_delay" not in plain
+    _, polling = LabelingJobTrigger(job_name="j", waiter_delay=30, events_queue_url="").serialize()
+    monkeypatch.setenv("SMGT_EVENTS_QUEUE_URL", queue)
+    assert polling["events_queue_url"] == "" and LabelingJobTrigger(**polling).events_queue_url == ""
 
 
 def test_trigger_wakes_on_the_event_with_few_describes(env: LocalGroundTruth) -> None:

@@ -84,9 +84,11 @@ class LabelingJobTrigger(AwsBaseWaiterTrigger):
         fallback_delay: int | None = None,
     ) -> None:
         settings = get_settings()
+        serialized: dict[str, Any] = {"job_name": job_name, "stop_job_on_kill": stop_job_on_kill}
         if events_queue_url is None:
             events_queue_url = settings.events_queue_url
-        serialized: dict[str, Any] = {"job_name": job_name, "stop_job_on_kill": stop_job_on_kill}
+        elif not events_queue_url:
+            serialized["events_queue_url"] = ""  # polling asked for: a triggerer with a queue must poll too
         if events_queue_url:
             if fallback_delay is None:
                 fallback_delay = max(waiter_delay, min(settings.events_fallback_poll, FALLBACK_POLLS * waiter_delay), 1)

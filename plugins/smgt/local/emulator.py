@@ -18,6 +18,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,8 @@ class LocalGroundTruth:
         self._events: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._publisher: threading.Thread | None = None
         self.events_published = 0
+        # DescribeLabelingJob calls per (lower-case) job name: what waiting on each job cost.
+        self.describe_calls: Counter[str] = Counter()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -177,7 +180,7 @@ class LocalGroundTruth:
         running = self.jobs.load()
         app.handlers.update({
             "CreateLabelingJob": self.jobs.create,
-            "DescribeLabelingJob": lambda r, _region: self.jobs.get(r.get("LabelingJobName")).describe(),
+            "DescribeLabelingJob": self._describe_job,
             "ListLabelingJobs": lambda r, _region: self.jobs.list(r),
             "StopLabelingJob": lambda r, _region: self.jobs.stop(r.get("LabelingJobName")),
             "ListLabelingJobsForWorkteam": lambda r, _region: self.jobs.list_for_workteam(r, self.teams.exists),
@@ -283,6 +286,11 @@ class LocalGroundTruth:
                 self._clients[service] = self.client(service, config=Config(
                     retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50))
             return self._clients[service]
+
+    def _describe_job(self, request: dict[str, Any], _region: str) -> dict[str, Any]:
+        job = self.jobs.get(request.get("LabelingJobName"))
+        self.describe_calls[job.name.lower()] += 1
+        return job.describe()
 
     def _setup_events(self) -> None:
         """The EventBridge rule that sends GT's labeling-job events to the events queue, as a
