@@ -182,7 +182,7 @@ def test_stop_event_gives_the_failure_payload(env: LocalGroundTruth) -> None:
 def test_two_triggerers_each_get_their_job_event(env: LocalGroundTruth) -> None:
     """Two triggerer processes (two event loops, two dispatchers) on one queue: an event received by
     the wrong one is handed back, so both hand off within seconds, neither by its fallback poll."""
-    names = [create_job(env, "pair", finish_after=2), create_job(env, "pair", finish_after=3)]
+    names = [create_job(env, "pair", finish_after=1.5), create_job(env, "pair", finish_after=2.5)]
     results: dict[str, tuple[dict[str, Any], float]] = {}
 
     def triggerer(name: str) -> None:
@@ -197,6 +197,21 @@ def test_two_triggerers_each_get_their_job_event(env: LocalGroundTruth) -> None:
         payload, done = results[name]
         assert payload["LabelingJobStatus"] == "Completed"
         assert done - ended_at(env, name) < 10, name
+
+
+def test_an_end_event_ahead_of_describe_makes_the_trigger_poll(env: LocalGroundTruth) -> None:
+    """An event can reach the queue before DescribeLabelingJob shows the change (or be a duplicate
+    of an old one): after an end event the trigger polls every waiter_delay until describe agrees."""
+    name = create_job(env, "ahead", finish_after=3)
+    sqs = env.client("sqs")
+    own = sqs.create_queue(QueueName=f"ahead-{uuid.uuid4().hex[:6]}")["QueueUrl"]  # the real event goes elsewhere
+    body = json.dumps(events.state_change_event(env.jobs.get(name).arn, "Completed", region="us-east-1",
+                                                account=LOCAL_ACCOUNT_ID))
+    threading.Timer(1.0, lambda: sqs.send_message(QueueUrl=own, MessageBody=body)).start()
+    payload, done = wait(LabelingJobTrigger(job_name=name, waiter_delay=1, events_queue_url=own,
+                                            fallback_delay=NO_FALLBACK))
+    assert payload["LabelingJobStatus"] == "Completed"
+    assert done - ended_at(env, name) < 2
 
 
 def test_unreadable_queue_falls_back_to_polling(env: LocalGroundTruth) -> None:

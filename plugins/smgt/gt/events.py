@@ -287,8 +287,12 @@ def dispatcher_for(queue_url: str, *, aws_conn_id: str | None, region_name: str 
             if per_loop.get(key) is d:
                 del per_loop[key]
 
+        wait_seconds = WAIT_SECONDS
+        if botocore_config and botocore_config.get("read_timeout"):
+            # The long poll must end before the client's read timeout does.
+            wait_seconds = max(1, min(WAIT_SECONDS, int(botocore_config["read_timeout"]) - 5))
         dispatcher = per_loop[key] = EventDispatcher(queue_url, client_factory, stale_after=stale_after,
-                                                     on_idle=forget)
+                                                     on_idle=forget, wait_seconds=wait_seconds)
     return dispatcher
 
 

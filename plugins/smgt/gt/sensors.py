@@ -82,6 +82,9 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
     :param deferrable: Wait in the triggerer instead of holding a worker slot.
         (default: ``[operators] default_deferrable``)
     :param poke_interval: Seconds between ``DescribeLabelingJob`` calls. (default: ``SMGT_POKE_INTERVAL``)
+        Deferred with an events queue (``SMGT_EVENTS_QUEUE_URL``), the trigger wakes on GT's state-change
+        event for the job instead and polls only as a fallback, every 10 intervals at most
+        ``SMGT_EVENTS_FALLBACK_POLL`` seconds apart (see ``smgt.gt.events``).
     :param max_attempts: Polls of the deferred trigger before it gives up.
         (default: ``timeout / poke_interval``, so both modes give up together)
     :param stop_job_on_kill: Stop the labeling job when the task is killed. (default: True)

@@ -165,11 +165,14 @@ class LabelingJobTrigger(AwsBaseWaiterTrigger):
             stale_after=max(events.DEFAULT_STALE_AFTER, 2.0 * (self.fallback_delay or 0)))
         hook = self.hook()
         summary: dict[str, Any] = {}
+        ended = False  # an event said the job ended
         # Watch before the first describe: an event that arrives in between still wakes us.
         with dispatcher.watch(self.job_name) as watch:
             async with await hook.get_async_conn() as client:
                 while True:
-                    delay = self.fallback_delay if watch.healthy else self.waiter_delay
+                    # Poll at the normal interval while events cannot be read, and after an event
+                    # said the job ended but DescribeLabelingJob did not show it yet.
+                    delay = self.fallback_delay if watch.healthy and not ended else self.waiter_delay
                     try:
                         description = await client.describe_labeling_job(LabelingJobName=self.job_name)
                     except (ClientError, BotoCoreError) as error:
@@ -198,6 +201,7 @@ class LabelingJobTrigger(AwsBaseWaiterTrigger):
                             message = f"{message} (the job is {status})"
                         return {"status": "error", "message": message, self.return_key: self.return_value, **summary}
                     if await watch.wait(min(max(delay or 0, 0), remaining)):
+                        ended = ended or watch.status in events.EVENT_STATUSES
                         self.log.info("Labeling job %s: state-change event (%s); describing it.", self.job_name,
                                       watch.status or "queue outage")
 
