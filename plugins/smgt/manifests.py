@@ -441,13 +441,13 @@ def _content_lines(storage: Storage, uri: str) -> Iterator[bytes]:
 
 
 def _line_runs(storage: Storage, uri: str) -> Iterator[tuple[bytes, int, int]]:
-    """The lines of `uri` as runs `(buf, start, end)`: buf[start:end] holds whole lines separated by
-    b"\\n" and no other line-ending byte; only a run's last line may lack its b"\\n" (the object's last
-    line without one, or a run of a single line). Blank lines are left in: the callers skip them.
+    """The lines of `uri` as runs `(buf, start, end)`: buf[start:end] is whole lines, each ended by
+    b"\\n" (the object's last line gets one if it has none) and holding no other line ending. Blank
+    lines are left in: the callers skip them.
 
     The same lines as Storage.iter_lines: most chunks hold no b"\\r" and are used in place; a run
-    holding one is split the way iter_lines splits (locally on b"\\n", stripping a trailing b"\\r"; on
-    S3 as botocore does, bytes.splitlines) and its lines are yielded one by one.
+    holding one is split the way iter_lines splits (locally on b"\\n", stripping a trailing b"\\r";
+    on S3 as botocore does, bytes.splitlines) and joined again with b"\\n".
     """
     s3 = is_s3_uri(uri)
     parts: list[bytes] = []  # a line spanning chunks
@@ -461,32 +461,27 @@ def _line_runs(storage: Storage, uri: str) -> Iterator[tuple[bytes, int, int]]:
             parts.append(chunk[: first + 1])
             head = b"".join(parts)
             parts = []
-            yield from _checked_run(head, 0, len(head), s3)
+            yield _checked_run(head, 0, len(head), s3)
             start = first + 1
         last = chunk.rfind(b"\n") + 1
         if start < last:
-            yield from _checked_run(chunk, start, last, s3)
+            yield _checked_run(chunk, start, last, s3)
         if last < len(chunk):
             parts.append(chunk[last:])
     if parts:
+        parts.append(b"\n")
         tail = b"".join(parts)
-        yield from _checked_run(tail, 0, len(tail), s3)
+        yield _checked_run(tail, 0, len(tail), s3)
 
 
-def _checked_run(buf: bytes, start: int, end: int, s3: bool) -> Iterator[tuple[bytes, int, int]]:
+def _checked_run(buf: bytes, start: int, end: int, s3: bool) -> tuple[bytes, int, int]:
     if buf.find(b"\r", start, end) < 0:
-        yield buf, start, end
-        return
+        return buf, start, end
     data = buf[start:end]
-    if s3:
-        lines = data.splitlines()
-    else:
-        lines = data.split(b"\n")
-        if data.endswith(b"\n"):
-            lines.pop()
-        lines = [line.rstrip(b"\r\n") for line in lines]
-    for line in lines:
-        yield line, 0, len(line)
+    # Locally a line ends at b"\n" only (a trailing b"\r" stripped); botocore splits at b"\r" too.
+    lines = data.splitlines() if s3 else [line.rstrip(b"\r") for line in data[:-1].split(b"\n")]
+    data = b"".join(line + b"\n" for line in lines)
+    return data, 0, len(data)
 
 
 def _count_content_lines(storage: Storage, uri: str) -> int:
@@ -495,8 +490,6 @@ def _count_content_lines(storage: Storage, uri: str) -> int:
         find, p = buf.find, start
         while p < end:
             q = find(b"\n", p, end)
-            if q < 0:
-                q = end
             # A blank line is not an object; the first byte settles it for every manifest line ("{").
             if buf[p] == 0x7B or buf[p:q].strip():
                 total += 1
@@ -504,10 +497,11 @@ def _count_content_lines(storage: Storage, uri: str) -> int:
     return total
 
 
-# A line read on its bytes starts with its "source-ref" (as json.dumps writes it, compact or not) and
-# holds a string that json.dumps writes as it is: printable ASCII without '"' or '\\' (_PLAIN).
-_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
-_KEY_COLON = re.compile(rb"[ \t]*:")
+# A line read on its bytes: an object whose first key is "source-ref", holding a string that json.dumps
+# writes as it is (printable ASCII without '"' or '\\'), then "," or "}"; see _LabelCheck.source_ref.
+_BLANK = rb"[ \t]*"
+_SOURCE_REF_FIRST = rb'\{%s"source-ref"%s:%s("[ !#-\[\]-~]*")%s' % (_BLANK, _BLANK, _BLANK, _BLANK)
+_KEY_COLON = re.compile(_BLANK + b":")
 
 
 def _parse_line(line: bytes, number: int, uri: str) -> dict[str, Any]:
@@ -521,13 +515,18 @@ def _parse_line(line: bytes, number: int, uri: str) -> dict[str, Any]:
 
 
 class _LabelCheck:
-    """Checks that lines come from the parent's output (carry `<attr>-metadata`)."""
+    """Checks that lines come from the parent's output (carry `<attr>-metadata`), on a parsed line
+    (__call__) or on its bytes (source_ref)."""
 
     def __init__(self, attribute: str | None, uri: str) -> None:
         self.attribute, self.uri, self.missing = attribute, uri, 0
-        if attribute is not None:
+        after = rb"[,}]"
+        if attribute is not None:  # the keys as json.dumps writes them
             self._meta_key = json.dumps(f"{attribute}-metadata").encode()
             self._label_key = json.dumps(attribute).encode()
+            # GT writes the label right after the source-ref: then the pattern sees it (group 2).
+            after = rb"(?:,%s(%s)%s:|[,}])" % (_BLANK, re.escape(self._label_key), _BLANK)
+        self._line_start = re.compile(_SOURCE_REF_FIRST + after)
 
     def __call__(self, obj: dict[str, Any], number: int) -> None:
         if self.attribute is None:
@@ -540,18 +539,34 @@ class _LabelCheck:
         if self.attribute not in obj:
             self.missing += 1  # GT keeps objects whose labelling failed, with only a failure-reason
 
-    def on_bytes(self, buf: bytes, p: int, q: int) -> bool:
-        """True when the line buf[p:q] shows both `"<attr>-metadata":` and `"<attr>":` as keys, so it
-        passes and carries its label; False when that is not certain (the caller then parses the line
-        and calls the check on the object: an error, a failed object, or a key written with escapes).
+    def source_ref(self, buf: bytes, p: int, q: int) -> bytes | None:
+        """The JSON token of the "source-ref" of line buf[p:q] when its bytes settle what parsing it
+        and calling the check would (no error, a label), else None: the caller then parses the line
+        (parsed_source_ref), with the same errors and failed-object count as before.
 
-        A key is its quoted name followed by ":", the opening quote not escaped: inside a JSON string
-        a quote is always escaped, so such bytes are a key, not text. (A key of that name nested in
-        another object would pass too; GT writes these two at the top level.)"""
-        if self.attribute is None:
-            return True
-        # GT appends the metadata last: searched from the end; the label is searched from the start.
-        return _has_key(buf, p, q, self._meta_key, True) and _has_key(buf, p, q, self._label_key, False)
+        The bytes settle it when the line is an object starting with a "source-ref" string that
+        json.dumps writes as it is, it ends with the "}" closing the object, and (with an attribute)
+        `"<attr>-metadata"` and `"<attr>"` are keys. A key is the quoted name followed by ":", its
+        opening quote not escaped: inside a JSON string a quote is always escaped, so such bytes are
+        a key, not text. Not looked at: the syntax of the rest of the line (Ground Truth validates
+        its input manifest), a second "source-ref" key (json.loads would keep the last) and whether
+        a label key is nested in another object (GT writes both at the top level).
+        """
+        m = self._line_start.match(buf, p, q)
+        if m is None or buf[q - 1] != 0x7D:
+            return None
+        if self.attribute is not None and not (
+            _has_key(buf, p, q, self._meta_key, True)  # GT appends the metadata last
+            and (m.lastindex == 2 or _has_key(buf, p, q, self._label_key, False))
+        ):
+            return None
+        return m.group(1)
+
+    def parsed_source_ref(self, line: bytes, number: int) -> bytes:
+        """What source_ref gives, for a line its bytes did not settle: parsed and checked."""
+        obj = _parse_line(line, number, self.uri)
+        self(obj, number)
+        return json.dumps(obj["source-ref"]).encode()
 
 
 def _has_key(buf: bytes, p: int, q: int, key: bytes, from_end: bool) -> bool:
@@ -562,40 +577,8 @@ def _has_key(buf: bytes, p: int, q: int, key: bytes, from_end: bool) -> bool:
     return (i < q and buf[i] == 0x3A) or _KEY_COLON.match(buf, i, q) is not None
 
 
-def _plain_source_ref(buf: bytes, p: int, q: int, label_check: _LabelCheck) -> bytes | None:
-    """The JSON token of the "source-ref" of line buf[p:q] when its bytes settle what a parse would
-    check, else None (the caller then parses it: the same errors, the same label count).
-
-    The bytes settle it when the line is an object starting with a "source-ref" string that
-    json.dumps writes as it is (_PLAIN), it ends with the "}" closing the object, and the label check
-    passes on the bytes (_LabelCheck.on_bytes). The rest of the line is not parsed: a line written
-    as it is gets no full JSON validation here (Ground Truth validates its input manifest), and a
-    second "source-ref" key (json.loads would keep the last) is not looked for.
-    """
-    if buf.startswith(b'{"source-ref":"', p):
-        s = p + 14
-    elif buf.startswith(b'{"source-ref": "', p):
-        s = p + 15
-    else:
-        return None
-    e = buf.find(b'"', s + 1, q)  # the string's end: a '"' inside it would be escaped, so not plain
-    if e < 0 or buf[q - 1] != 0x7D or buf[e + 1] not in b",}":
-        return None
-    token = buf[s : e + 1]
-    if len(token.translate(None, _PLAIN)) != 2 or not label_check.on_bytes(buf, p, q):
-        return None
-    return token
-
-
-def _kept_entry(buf: bytes, p: int, q: int, number: int, uri: str, label_check: _LabelCheck) -> bytes:
-    """The sampling record entry of kept line buf[p:q], {"line", "source-ref"} as _json_line writes
-    it; the line is parsed only when its bytes do not settle the checks (_plain_source_ref)."""
-    token = _plain_source_ref(buf, p, q, label_check)
-    if token is not None:
-        return b'{"line":%d,"source-ref":%b}\n' % (number, token)
-    obj = _parse_line(buf[p:q], number, uri)
-    label_check(obj, number)
-    return _json_line({"line": number, "source-ref": obj["source-ref"]})
+# A sampling record entry of a kept line, as _json_line writes {"line": n, "source-ref": s}.
+_RECORD_ENTRY = b'{"line":%d,"source-ref":%b}\n'
 
 
 def _json_line(obj: Any) -> bytes:
@@ -717,35 +700,25 @@ def _scored_pick(index_name: Any, risk: Any, pick: str) -> dict[str, Any]:
 
 def _copy_lines(storage: Storage, src: str, dest: str, label_check: _LabelCheck) -> SamplingSummary:
     """Every line as it is, checked on its bytes (parsed only where they do not settle the checks);
-    a run of lines that are all written as they are is written in one piece."""
+    a run of lines without a blank one is written in one piece."""
     count = 0
     with storage.open_write(dest) as out:
         for buf, start, end in _line_runs(storage, src):
-            find, p, whole = buf.find, start, True
+            find, p, blank = buf.find, start, False
             while p < end:
                 q = find(b"\n", p, end)
-                if q < 0:
-                    q, whole = end, False  # written below with the b"\n" it lacks
                 if buf[p] != 0x7B and not buf[p:q].strip():
-                    whole = False  # a blank line, dropped
+                    blank = True  # dropped
                 else:
-                    if _plain_source_ref(buf, p, q, label_check) is None:
-                        label_check(_parse_line(buf[p:q], count, src), count)
+                    if label_check.source_ref(buf, p, q) is None:
+                        label_check.parsed_source_ref(buf[p:q], count)
                     count += 1
                 p = q + 1
-            if whole:
-                out.write(memoryview(buf)[start:end])
+            if blank:
+                out.write(b"".join(line + b"\n" for line in buf[start:end].split(b"\n") if line.strip()))
             else:
-                for line in _run_lines(buf, start, end):
-                    out.write(line + b"\n")
+                out.write(memoryview(buf)[start:end])
     return SamplingSummary(dest, None, "", "copy", None, lines_in=count, lines_out=count)
-
-
-def _run_lines(buf: bytes, start: int, end: int) -> Iterator[bytes]:
-    """The content lines of a run, without their b"\\n"."""
-    for line in buf[start:end].split(b"\n"):
-        if line.strip():
-            yield line
 
 
 def _sample_frames(
@@ -853,7 +826,7 @@ def _sample_lines(
     sampling (Knuth's Algorithm S), which keeps line t with probability needed / remaining.
 
     Both passes walk the manifest's bytes (_line_runs); a kept line is written as it is and checked
-    on its bytes, parsed only when they do not settle the checks (_kept_entry).
+    on its bytes (_LabelCheck.source_ref), parsed only when they do not settle the checks.
 
     Targeted: the first pass scores every line (8 bytes of risk per line are kept), the picks are
     made from the risks, and the second pass writes the picked lines."""
@@ -868,12 +841,12 @@ def _sample_lines(
     with storage.open_write(dest) as out, storage.open_write(record_uri) as record:
         for buf, start, end in _line_runs(storage, src):
             find, p = buf.find, start
-            lines: list[bytes] = []
-            entries: list[bytes] = []
+            view = memoryview(buf)
+            pieces: list[memoryview] = []  # the kept lines, adjacent ones in one piece
+            piece_start = piece_end = -1
+            entries: list[Any] = []  # number, source-ref token, ... of each kept line
             while p < end:
                 q = find(b"\n", p, end)
-                if q < 0:
-                    q = end
                 if buf[p] != 0x7B and not buf[p:q].strip():
                     p = q + 1  # a blank line: not an object, not counted
                     continue
@@ -881,16 +854,26 @@ def _sample_lines(
                 # once none is needed, the draws could not pick one: they are skipped).
                 if needed and rnd() * (total - number) < needed:
                     needed -= 1
-                    entries.append(_kept_entry(buf, p, q, number, src, label_check))
-                    lines.append(buf[p : q + 1] if q < end else buf[p:q] + b"\n")
+                    token = label_check.source_ref(buf, p, q)
+                    if token is None:
+                        token = label_check.parsed_source_ref(buf[p:q], number)
+                    entries += (number, token)
+                    if p != piece_end:
+                        if piece_end >= 0:
+                            pieces.append(view[piece_start:piece_end])
+                        piece_start = p
+                    piece_end = q + 1
                 number += 1
                 p = q + 1
             if entries:
-                out.write(b"".join(lines))
-                record.write(b"".join(entries))
+                pieces.append(view[piece_start:piece_end])
+                out.write(b"".join(pieces))
+                kept = len(entries) // 2
+                record.write(_RECORD_ENTRY * kept % tuple(entries))
                 room = max(0, summary_limit - len(summary.samples))
-                summary.samples.extend(json.loads(entry) for entry in entries[:room])
-                summary.samples_truncated |= len(entries) > room
+                for i in range(0, 2 * min(room, kept), 2):
+                    summary.samples.append({"line": entries[i], "source-ref": json.loads(entries[i + 1])})
+                summary.samples_truncated |= kept > room
         if number != total:  # the object changed between the two passes
             seen = min(number, total + 1)  # counted up to the first line too many
             raise ManifestError(f"{src}: changed while being sampled ({total} lines, then {seen})")
