@@ -182,7 +182,9 @@ def plan_level(
             parent_info = {
                 "jobName": parent.jobName,
                 "labelAttributeName": parent.label_attribute,
-                "outputManifestS3Uri": result["outputManifestS3Uri"],
+                # After a QA gate's re-work rounds, the output they corrected (smgt.rework).
+                "outputManifestS3Uri": result.get("effectiveOutputManifestS3Uri") or result["outputManifestS3Uri"],
+                "jobOutputManifestS3Uri": result["outputManifestS3Uri"],  # GT's own (worker responses)
                 # How smgt.qa checks the parent's labels (targeted down-sampling scores them).
                 "qa": parent.qa.model_dump(mode="json") if parent.qa else None,
             }
@@ -234,7 +236,21 @@ def prepare_job_input(spec: Mapping[str, Any], *, settings: Settings, storage: S
     else:
         manifest_uri = job.inputConfig.inputManifestS3Uri
 
-    parent_attribute = parent["labelAttributeName"] if parent else None
+    prepared = job_files_and_request(job, batch_id=batch_id, settings=settings, storage=storage,
+                                     manifest_uri=manifest_uri,
+                                     parent_attribute=parent["labelAttributeName"] if parent else None)
+    return {**prepared, "downSamplingRate": spec.get("rate"), "sampling": sampling}
+
+
+def job_files_and_request(job: LabelingJobConfig, *, batch_id: str, settings: Settings, storage: Storage,
+                          manifest_uri: str, parent_attribute: str | None) -> dict[str, Any]:
+    """Upload a job's label category config (audits: with the parent's attribute) and UI template
+    under its inputs prefix, and build its CreateLabelingJob request on `manifest_uri`.
+
+    Idempotent (fixed keys). Returns jobName, jobLevel, labelAttributeName, inputManifestS3Uri,
+    labelCategoryS3Uri and request.
+    """
+    prefix = job_inputs_prefix(settings, batch_id, job.jobName)
     category_uri = job.labelCategoryConfigS3Uri
     if job.modality.is_audit:
         # GT finds the labels to adjust through auditLabelAttributeName in the category config.
@@ -262,8 +278,6 @@ def prepare_job_input(spec: Mapping[str, Any], *, settings: Settings, storage: S
         "labelAttributeName": job.label_attribute,
         "inputManifestS3Uri": manifest_uri,
         "labelCategoryS3Uri": category_uri,
-        "downSamplingRate": spec.get("rate"),
-        "sampling": sampling,
         "request": request,
     }
 

@@ -24,6 +24,7 @@ from smgt.batch import (
     VALIDATION_FAIL,
     WAIT_FOR_META_DATA_INPUT,
 )
+from smgt.collect import REWORK_XCOM_KEY
 from smgt.dag_factory import FINALIZE_TASK_ID, QUALITY_XCOM_KEY, RESOLVE_TASK_ID, level_group_id
 from smgt.gt.operators import ERROR_XCOM_KEY
 from smgt.metadata import RATE_TASK_ID, REFUSED_ANSWER_XCOM_KEY
@@ -150,6 +151,12 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             row["workforce"] = collected.get("workforce") or created.get("Workforce")
             errors = {task: snapshot.xcom(f"{group}.{task}", index, ERROR_XCOM_KEY)
                       for task in ("prepare_input", "create_job", "wait_for_job", "collect_output")}
+            rework = collected.get("rework") or snapshot.xcom(f"{group}.collect_output", index, REWORK_XCOM_KEY)
+            if isinstance(rework, dict):  # without the resume state (sent-back line numbers)
+                row["rework"] = {**rework, "rounds": [{k: v for k, v in r.items() if k != "sentBackLines"}
+                                                      for r in rework.get("rounds") or []]}
+                if collected.get("effectiveOutputManifestS3Uri"):
+                    row["effectiveOutputS3Uri"] = collected["effectiveOutputManifestS3Uri"]
             if collected:
                 row["status"] = collected.get("status", JOB_COMPLETE)
                 row["labelCounters"] = collected.get("labelCounters")
@@ -274,9 +281,12 @@ def _job_level_entry(batch_id: str, row: Mapping[str, Any], presign: Callable[[s
         "jobLevel": row["jobLevel"],
         "downSamplingRate": row.get("downSamplingRate"),
     }
-    for extra in ("labelCounters", "sampling", "failureReason", "statusMessage", "workforce"):
+    for extra in ("labelCounters", "sampling", "failureReason", "statusMessage", "workforce", "rework"):
         if row.get(extra) is not None:
             entry[extra] = row[extra]
+    if row.get("effectiveOutputS3Uri"):  # the QA gate's re-work corrected it: later levels chain from this
+        entry["effectiveOutputS3Uri"] = row["effectiveOutputS3Uri"]
+        entry["effectiveOutputS3Url"] = url(row["effectiveOutputS3Uri"])
     quality = row.get("qualityReport")
     if quality:
         entry.update(_quality_entry(quality, url))
@@ -339,6 +349,8 @@ def started_job_names(snapshot: BatchSnapshot) -> list[str]:
         for index, spec in enumerate(plans or []):
             if snapshot.xcom(f"{group}.collect_output", index) is None:
                 names.append(spec["job_name"])
+                rework = snapshot.xcom(f"{group}.collect_output", index, REWORK_XCOM_KEY) or {}
+                names.extend(r["jobName"] for r in rework.get("rounds") or [] if r.get("status") == JOB_RUNNING)
     return names
 
 

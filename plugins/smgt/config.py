@@ -82,6 +82,12 @@ SamplingStrategy = Literal["random", "targeted"]
 TARGETED_BASES = ("VideoObjectTracking", "VideoObjectDetection", "BoundingBox")
 
 
+# QA gates (QaGate): a frame is "high risk" from this risk on (one clear finding, e.g. a box that
+# jumped, scores 0.5 to 1), and a job runs at most this many re-work rounds.
+DEFAULT_GATE_MIN_RISK = 0.5
+MAX_REWORK_ROUNDS = 3
+
+
 def _exploration(value: float | None) -> float | None:
     if value is not None and not (0 <= value <= 100):
         raise ValueError(f"must be a percentage of the frame budget with 0 <= share <= 100, got {value!r}")
@@ -139,8 +145,39 @@ class InputConfig(BaseModel):
         return self
 
 
+class QaGate(BaseModel):
+    """A QA gate on a job's labels (smgt.qa scores them when the job completes).
+
+    A sequence (video) or image fails the gate when more than `maxFlaggedPercent` percent of its
+    frames have a risk of at least `minRisk` (a frame's risk is the sum of its findings' scores, each
+    in [0, 1]: roughly how many mistakes it holds). The frames at or above `minRisk` of every failed
+    sequence go back to the job's own work team as an adjustment job (a re-work round); its labels
+    replace theirs in the output later levels chain from. Up to `maxRounds` rounds run, each on the
+    output the previous one corrected.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    minRisk: Number = Field(default=DEFAULT_GATE_MIN_RISK, ge=0, le=100)
+    maxFlaggedPercent: Number = Field(default=0, ge=0, lt=100)
+    maxRounds: StrictInt = Field(default=1, ge=1, le=MAX_REWORK_ROUNDS)
+
+
+def rework_job_name(job_name: str, round_number: int) -> str:
+    """The Ground Truth name of a job's re-work round (an adjustment job): `<jobName>-rework<round>`."""
+    return f"{job_name}-rework{round_number}"
+
+
+def rework_label_attribute(label_attribute: str, round_number: int) -> str:
+    """The label attribute of a re-work round: `<attribute>-rework<round>`, keeping a `-ref` suffix
+    last (GT requires it of video and point-cloud label attributes)."""
+    base = label_attribute.removesuffix("-ref")
+    suffix = "-ref" if label_attribute.endswith("-ref") else ""
+    return f"{base}-rework{round_number}{suffix}"
+
+
 class QaConfig(BaseModel):
-    """How smgt.qa checks this job's labels beyond the built-in signals."""
+    """How smgt.qa checks this job's labels beyond the built-in signals, and its QA gate."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -149,6 +186,8 @@ class QaConfig(BaseModel):
     frameAttributeCounts: dict[Annotated[StrictStr, Field(min_length=1, max_length=128)],
                                list[Annotated[StrictStr, Field(min_length=1, max_length=127)]]] = Field(
         default_factory=dict, max_length=50)
+    # Re-work rounds for the sequences that fail it (a batch's qaGates give a level-wide default).
+    gate: QaGate | None = None
 
 
 class LabelingJobConfig(BaseModel):
@@ -241,6 +280,17 @@ class LabelingJobConfig(BaseModel):
             )
         return value
 
+    @field_validator("qa")
+    @classmethod
+    def _gate_scored(cls, value: QaConfig | None, info: ValidationInfo) -> QaConfig | None:
+        modality = MODALITIES.get(info.data.get("jobModality", ""))
+        if value is not None and value.gate is not None and modality is not None and modality.base not in TARGETED_BASES:
+            raise ValueError(
+                f"gate: a QA gate needs labels smgt.qa scores (video frame labels and image boxes: "
+                f"{', '.join(TARGETED_BASES)} and their audits); {modality.name} labels are not scored"
+            )
+        return value
+
     @field_validator("workteamArn")
     @classmethod
     def _workteam(cls, value: str | None) -> str | None:
@@ -269,6 +319,9 @@ class BatchConfig(BaseModel):
     # a "targeted" default applies to the jobs whose labels smgt.qa scores (TARGETED_BASES) only.
     samplingStrategy: SamplingStrategy | None = None
     explorationPercent: Number | None = None
+    # Level ("1", "2", ...) -> the QA gate of its jobs whose labels smgt.qa scores and that declare
+    # none themselves (qa.gate).
+    qaGates: dict[str, QaGate] | None = None
 
     def job(self, name: str) -> LabelingJobConfig:
         key = name.lower()
@@ -342,6 +395,7 @@ def validate_batch_config(
     if sns is not None and (not isinstance(sns, str) or not SNS_ARN_RE.fullmatch(sns)):
         problems.append(f"destinationSnsArn: {_short(sns)} is not an SNS topic ARN")
     defaults = _sampling_defaults(data, problems)
+    defaults.update(_qa_gate_defaults(data, max_job_level, problems))
 
     raw_jobs = data.get("labelingJobs")
     jobs: list[LabelingJobConfig] = []
@@ -364,9 +418,17 @@ def validate_batch_config(
     if duplicate:
         problems.append(f"batchId: {batch_id!r} is already used by an existing batch")
     if existing_job_names is not None:
-        for name in existing_job_names([j.jobName for j in jobs]):
+        # A QA gate's re-work jobs are created later under names fixed now: they must be free too.
+        owners = {j.jobName: j.jobName for j in jobs}
+        for job in jobs:
+            for round_number in range(1, (job.qa.gate.maxRounds if job.qa and job.qa.gate else 0) + 1):
+                owners[rework_job_name(job.jobName, round_number)] = job.jobName
+        owners_lower = {name.lower(): owner for name, owner in owners.items()}
+        for name in existing_job_names(list(owners)):
+            owner = owners_lower[name.lower()]
+            what = "jobName" if owner.lower() == name.lower() else f"qa.gate: its re-work job {name!r}"
             problems.append(
-                f"labelingJobs[{_index_of(jobs, name)}] {name!r}: jobName: a Ground Truth labeling job "
+                f"labelingJobs[{_index_of(jobs, owner)}] {owner!r}: {what}: a Ground Truth labeling job "
                 "with this name already exists (GT keeps names unique per account and region forever)"
             )
     config = BatchConfig(batchId=batch_id, destinationSnsArn=sns, labelingJobs=jobs, **defaults)
@@ -393,6 +455,58 @@ def _sampling_defaults(data: dict[str, Any], problems: list[str]) -> dict[str, A
         except ValueError as exc:
             problems.append(f"explorationPercent: {exc}")
     return out
+
+
+def _qa_gate_defaults(data: dict[str, Any], max_job_level: int, problems: list[str]) -> dict[str, Any]:
+    """The batch-level qaGates (level -> QaGate), checked like a job's qa.gate."""
+    gates = data.get("qaGates")
+    if gates is None:
+        return {}
+    if not isinstance(gates, dict):
+        problems.append(f"qaGates: must be an object of level -> QA gate, got {type(gates).__name__}")
+        return {}
+    out: dict[str, QaGate] = {}
+    for level, raw in gates.items():
+        if not (isinstance(level, str) and level.isdigit() and 1 <= int(level) <= max_job_level):
+            problems.append(f"qaGates: {_short(level)}: must be a job level from 1 to {max_job_level}")
+            continue
+        try:
+            out[str(int(level))] = QaGate.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                field = ".".join(str(p) for p in err["loc"])
+                message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+                problems.append(f"qaGates.{level}{'.' + field if field else ''}: {message}")
+    return {"qaGates": out}
+
+
+def _gate_updates(job: LabelingJobConfig, gates: dict[str, QaGate] | None) -> dict[str, Any]:
+    """The level's QA gate (batch qaGates) for a scored job that declares none itself."""
+    gate = (gates or {}).get(str(job.jobLevel))
+    if gate is None or (job.qa and job.qa.gate) or job.modality.base not in TARGETED_BASES:
+        return {}
+    return {"qa": (job.qa or QaConfig()).model_copy(update={"gate": gate})}
+
+
+def _check_rework_names(jobs: list[LabelingJobConfig], problems: list[str]) -> None:
+    """Every re-work round a gate may run must get a valid, unused GT job name and label attribute."""
+    names = {j.jobName.lower() for j in jobs}
+    for index, job in enumerate(jobs):
+        gate = job.qa.gate if job.qa else None
+        if gate is None:
+            continue
+        last = rework_job_name(job.jobName, gate.maxRounds)
+        label = f"labelingJobs[{index}] {job.jobName!r}"
+        if len(last) > 63:
+            problems.append(f"{label}: jobName: at most {63 - len(last) + len(job.jobName)} characters with a "
+                            f"QA gate of {gate.maxRounds} round(s): its re-work job {last!r} needs the rest of GT's 63")
+        if len(rework_label_attribute(job.label_attribute, gate.maxRounds)) > 127:
+            problems.append(f"{label}: labelAttributeName: too long for a QA gate's re-work label attribute "
+                            f"({rework_label_attribute(job.label_attribute, gate.maxRounds)!r} is over 127)")
+        for round_number in range(1, gate.maxRounds + 1):
+            taken = rework_job_name(job.jobName, round_number)
+            if taken.lower() in names:
+                problems.append(f"{label}: qa.gate: its re-work job {taken!r} has the name of another job of the batch")
 
 
 def _index_of(jobs: list[LabelingJobConfig], name: str) -> int:
@@ -476,9 +590,11 @@ def _check_across_jobs(jobs: list[LabelingJobConfig], problems: list[str],
         sampling = _sampling_updates(job, defaults or {})
         if sampling:
             updates["inputConfig"] = job.inputConfig.model_copy(update=sampling)
+        updates.update(_gate_updates(job, (defaults or {}).get("qaGates")))
         filled[job.jobName.lower()] = job.model_copy(update=updates)
 
     result = [filled[j.jobName.lower()] for j in jobs]
+    _check_rework_names(result, problems)
     for index, job in enumerate(result):
         if job.inputConfig.explorationPercent is not None and job.inputConfig.samplingStrategy != "targeted":
             problems.append(

@@ -2,6 +2,7 @@
 
     resolve_batch
       -> level_1: plan_jobs -> job[jobName] (prepare_input -> create_job -> wait_for_job -> collect_output)
+                 (collect_output also writes the job's quality report and runs its QA gate's re-work rounds)
       -> level_2: down_sampling_rate (HITL, skipped when every rate is given) -> plan_jobs -> job[...]
       -> level_3: ...
       -> finalize_batch (always runs: COMPLETE or INTERNAL_ERROR, SNS message, fails the run on error)
@@ -23,6 +24,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 from airflow.sdk.definitions.taskgroup import TaskGroup
 
+from smgt.collect import QUALITY_XCOM_KEY, CollectOutputOperator, gt_hook, s3_storage
 from smgt.gt.operators import CreateLabelingJobOperator
 from smgt.gt.sensors import LabelingJobSensor
 from smgt.metadata import RATE_PARAM, DownSamplingRateOperator
@@ -30,7 +32,6 @@ from smgt.settings import get_settings
 
 RESOLVE_TASK_ID = "resolve_batch"
 FINALIZE_TASK_ID = "finalize_batch"
-QUALITY_XCOM_KEY = "quality_report"  # collect_output: the job's report summary; finalize_batch: the batch's
 
 
 def level_group_id(level: int) -> str:
@@ -45,26 +46,11 @@ def plan_task_id(level: int) -> str:
     return f"{level_group_id(level)}.plan_jobs"
 
 
-def s3_storage(settings: Any) -> Any:
-    """Manifest storage on S3 through the AWS connection (the emulator or AWS alike)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    from smgt.manifests import Storage
-
-    return Storage(S3Hook(aws_conn_id=settings.aws_conn_id).get_conn())
-
-
-def _gt_hook(settings: Any) -> Any:
-    from smgt.gt.hooks import LabelingJobHook
-
-    return LabelingJobHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
-
-
 def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], list[str]]:
     """Names that already exist in GT and were not created by this batch (a retry adopts its own)."""
     from smgt.batch import jobs_owned_by_others
 
-    return lambda names: jobs_owned_by_others(_gt_hook(settings), names, batch_id)
+    return lambda names: jobs_owned_by_others(gt_hook(settings), names, batch_id)
 
 
 def _collected(ti: Any, level: int) -> list[dict[str, Any]]:
@@ -141,54 +127,6 @@ def prepare_input(
         raise
 
 
-@task(map_index_template="{{ task.op_kwargs['job_name'] }}")
-def collect_output(job_name: str) -> dict[str, Any]:
-    """Output manifest and label counters of the completed job, for later levels and batch show.
-
-    Also writes the job's quality report (smgt.qa.report) next to its output; its summary is the
-    XCom `quality_report`. A report that cannot be made is logged and recorded there as `error`:
-    it never fails the job or the batch.
-    """
-    from smgt.batch import JOB_COMPLETE, collected_result
-
-    settings = get_settings()
-    result = collected_result(_gt_hook(settings).describe_labeling_job(job_name))
-    if result.get("status") == JOB_COMPLETE and result.get("outputManifestS3Uri"):
-        _job_quality_report(get_current_context()["ti"], settings, result)
-    return result
-
-
-def _job_quality_report(ti: Any, settings: Any, result: dict[str, Any]) -> None:
-    """Write a completed job's quality report; push its summary (or the error) as XCom `quality_report`."""
-    import logging
-
-    from smgt.config import LabelingJobConfig
-    from smgt.qa.report import report_summary, write_job_report
-
-    log = logging.getLogger(__name__)
-    try:
-        group = ti.task_id.rsplit(".job.", 1)[0]  # "level_<n>"
-        level = int(group.split("_", 1)[1])
-        spec = (ti.xcom_pull(task_ids=f"{group}.plan_jobs") or [])[ti.map_index]
-        job = LabelingJobConfig.model_validate(spec["job"])
-        sampling = ti.xcom_pull(task_ids=f"{group}.job.prepare_input", key="sampling", map_indexes=ti.map_index)
-        report = write_job_report(
-            s3_storage(settings),
-            job_name=result["jobName"],
-            job_level=level,
-            output_manifest_uri=result["outputManifestS3Uri"],
-            label_attribute=job.label_attribute,
-            parent=spec.get("parent"),
-            sampling=sampling if isinstance(sampling, dict) else None,
-            count_rules=job.qa.frameAttributeCounts if job.qa else None,
-        )
-        ti.xcom_push(key=QUALITY_XCOM_KEY, value=report_summary(report))
-    except Exception as error:  # the report is an extra: the batch goes on without it
-        log.exception("quality report of job %s failed", result.get("jobName"))
-        ti.xcom_push(key=QUALITY_XCOM_KEY, value={"jobName": result.get("jobName"),
-                                                  "error": f"{type(error).__name__}: {error}"[:500]})
-
-
 @task_group(group_id="job")
 def labeling_job(batch_id: str, job_name: str, job: dict, parent: dict | None, rate: float | None) -> Any:
     prepared = prepare_input(batch_id=batch_id, job_name=job_name, job=job, parent=parent, rate=rate)
@@ -205,7 +143,12 @@ def labeling_job(batch_id: str, job_name: str, job: dict, parent: dict | None, r
         deferrable=True,
         map_index_template="{{ task.job_name }}",
     )
-    collected = collect_output(job_name=job_name)
+    collected = CollectOutputOperator(
+        task_id="collect_output",
+        job_name=job_name,
+        # Its QA gate's re-work rounds wait for their adjustment jobs in the triggerer too.
+        map_index_template="{{ task.job_name }}",
+    )
     created >> waited >> collected
     return collected
 
@@ -232,7 +175,7 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
         plans = ti.xcom_pull(task_ids=plan_task_id(level)) or []
         started.extend(spec["job_name"] for spec in plans)
         errors.update(_job_errors(ti, level, plans))
-    hook = _gt_hook(settings)
+    hook = gt_hook(settings)
 
     def describe(name: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError

@@ -69,12 +69,37 @@ def _workforce(name: Any) -> str:
 
 
 def _job_detail(job: dict[str, Any]) -> str:
-    """Why a job failed (GT's words) or why it has no GT job yet, under its status."""
+    """Why a job failed (GT's words) or why it has no GT job yet, under its status; then its QA
+    gate's re-work rounds."""
+    out = ""
     if job.get("failureReason"):
-        return f'<br><span class="err">{escape(str(job["failureReason"]))}</span>'
-    if job.get("statusMessage"):
-        return f'<br><span class="muted">{escape(str(job["statusMessage"]))}</span>'
-    return ""
+        out = f'<br><span class="err">{escape(str(job["failureReason"]))}</span>'
+    elif job.get("statusMessage"):
+        out = f'<br><span class="muted">{escape(str(job["statusMessage"]))}</span>'
+    return out + _rework(job.get("rework"), job.get("effectiveOutputS3Url"))
+
+
+def _rework(rework: Any, effective_url: Any) -> str:
+    """A QA gate's rounds: each re-work job, its status and why each data object went back."""
+    if not isinstance(rework, dict):
+        return ""
+    items = []
+    for entry in rework.get("rounds") or []:
+        why = "".join(
+            f"<li>{escape(str(s.get('sourceRef', '')).rsplit('/', 1)[-1])}: {s.get('framesSentBack')} of "
+            f"{s.get('framesScored')} frames ({escape(', '.join(dict.fromkeys(r.split(':')[0] for f in s.get('frames') or [] for r in f.get('reasons') or [])))})</li>"
+            for s in entry.get("sentBack") or [])
+        items.append(f'<li class="rework">round {entry.get("round")}: {escape(str(entry.get("jobName")))} '
+                     f'{_status(entry.get("status"))}, {entry.get("objectsSentBack")} sent back'
+                     f'{" &middot; " + escape(str(entry["failureReason"])) if entry.get("failureReason") else ""}'
+                     f"<ul>{why}</ul></li>")
+    still = (rework.get("stillFlagged") or {}).get("objectsSentBack")
+    if still:
+        items.append(f"<li>{still} data object(s) still fail the gate after the last round</li>")
+    if not items:
+        items.append("<li>every data object passed</li>")
+    link = f" &middot; {_link(effective_url, 'corrected output')}" if effective_url else ""
+    return f'<br><span class="muted">QA gate{link}</span><ul class="rework-rounds">{"".join(items)}</ul>'
 
 
 def _batch_rows(batch_id: str, detail: dict[str, Any], rate_task: tuple[str, int] | None = None) -> str:

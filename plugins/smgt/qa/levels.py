@@ -271,12 +271,15 @@ class LevelComparison:
 
 def compare_job_outputs(storage: Storage | Any, parent_manifest_uri: str, parent_attribute: str,
                         child_manifest_uri: str, child_attribute: str, *,
-                        audit_attribute: str | None = "audit") -> LevelComparison:
+                        audit_attribute: str | None = "audit",
+                        parent_job_manifest_uri: str | None = None) -> LevelComparison:
     """Compare an adjustment job's output with its parent's, from their output manifests.
 
     A chained line keeps the parent's label (`parent_attribute`) next to the adjusted one, so both are
     on the child's line; the parent's manifest and worker responses say which level-1 worker labeled
     each data object. The MOT metrics cover the audited frames of box tracking sequences.
+    `parent_job_manifest_uri`: the parent job's own GT output manifest (where its worker responses are),
+    when `parent_manifest_uri` is the output its QA gate's re-work corrected (same lines, same order).
     """
     storage = as_storage(storage)
     parent_line_of: dict[str, int] = {}
@@ -284,7 +287,7 @@ def compare_job_outputs(storage: Storage | Any, parent_manifest_uri: str, parent
         ref = obj.get(parent_attribute)
         parent_line_of[ref if isinstance(ref, str) else str(obj.get("source-ref"))] = number
     workers = {i: (answers[0].get("workerId") if answers else None)
-               for i, answers in worker_responses(storage, parent_manifest_uri).items()}
+               for i, answers in worker_responses(storage, parent_job_manifest_uri or parent_manifest_uri).items()}
     result = LevelComparison(child_manifest_uri)
     gt_all: TrackFrames = []
     tr_all: TrackFrames = []

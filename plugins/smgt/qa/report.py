@@ -253,7 +253,8 @@ def build_job_report(storage: Storage | Any, *, job_name: str, job_level: int, o
                      audit_attribute: str | None = "audit") -> tuple[dict[str, Any], JobRisk]:
     """A job's report as JSON-ready dict (no thumbnails yet) and the JobRisk it was built from.
 
-    `parent` (level 2+): {"jobName", "labelAttributeName", "outputManifestS3Uri"} of the job it audited;
+    `parent` (level 2+): {"jobName", "labelAttributeName", "outputManifestS3Uri", "jobOutputManifestS3Uri"} of
+    the job it audited (the output it chained from, and GT's own when a QA gate's re-work corrected that);
     `sampling`: the audit input's sampling summary (prepare_input's XCom `sampling`, with recordUri).
     Raises ManifestError when the output manifest cannot be read.
     """
@@ -307,7 +308,8 @@ def build_job_report(storage: Storage | Any, *, job_name: str, job_level: int, o
     }
     if parent:
         comparison = compare_job_outputs(storage, parent["outputManifestS3Uri"], parent["labelAttributeName"],
-                                         output_manifest_uri, label_attribute, audit_attribute=audit_attribute)
+                                         output_manifest_uri, label_attribute, audit_attribute=audit_attribute,
+                                         parent_job_manifest_uri=parent.get("jobOutputManifestS3Uri"))
         between = comparison.to_dict(max_changes=50)
         between["parentJobName"] = parent.get("jobName")
         report["betweenLevels"] = between
