@@ -317,6 +317,14 @@ def _frame_label(frame: Any) -> Any:
     return frame.get("frame", frame.get("frame-no")) if isinstance(frame, dict) else frame
 
 
+def _frame_labels(frames: list[Any]) -> list[Any]:
+    """[_frame_label(f) for f in frames], without a call per frame (a record lists every kept frame)."""
+    return [
+        (f["frame"] if "frame" in f else f.get("frame-no")) if isinstance(f, dict) else f
+        for f in frames
+    ]
+
+
 # --------------------------------------------------------------------------------------------------
 # A parent's labels: Ground Truth's SeqLabel.json
 # --------------------------------------------------------------------------------------------------
@@ -765,7 +773,7 @@ def _sample_frames(
                 "sampled-ref": sampled_ref,
                 "framesIn": n_in,
                 "framesOut": n_out,
-                "frames": [_frame_label(f) for f in sampled["frames"]],
+                "frames": _frame_labels(sampled["frames"]),
             }
             if targeted is not None:
                 entry.update(targeted)
