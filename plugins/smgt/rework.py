@@ -152,8 +152,9 @@ def _merge_line(storage: Storage, obj: dict[str, Any], new: Mapping[str, Any], a
     meta_key = f"{attribute}-metadata"
     base_meta = obj.get(meta_key) if isinstance(obj.get(meta_key), dict) else {}
     new_meta = new.get(f"{rework_attribute}-metadata") or {}
-    class_map, to_base = _class_ids(base_meta.get("class-map") or {}, new_meta.get("class-map") or {})
     value = new[rework_attribute]
+    class_map, to_base = _class_ids(base_meta.get("class-map") or {}, new_meta.get("class-map") or {},
+                                    _used_class_ids(storage, value))
     if isinstance(value, dict):  # an image's inline label
         label = copy.deepcopy(value)
         for box in label.get("annotations") or []:
@@ -183,12 +184,24 @@ def _merge_line(storage: Storage, obj: dict[str, Any], new: Mapping[str, Any], a
     return replaced
 
 
-def _class_ids(base: Mapping[str, str], new: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(merged class-map, re-work class id -> base class id): a label the base map lacks gets the next id."""
+def _used_class_ids(storage: Storage, value: Any) -> set[str]:
+    """The class ids a re-work label uses (inline image boxes, or a SeqLabel.json's items)."""
+    if isinstance(value, dict):
+        return {str(b.get("class_id")) for b in value.get("annotations") or [] if isinstance(b, dict)}
+    _, frames = seq_label_list(storage.read_json(value))
+    return {str(i.get("class-id")) for f in frames for k in _ITEM_LISTS for i in f.get(k) or [] if isinstance(i, dict)}
+
+
+def _class_ids(base: Mapping[str, str], new: Mapping[str, str],
+               used: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(merged class-map, re-work class id -> base class id) for the `used` re-work ids: a label the
+    base map lacks gets the next free id."""
     merged = {str(k): v for k, v in base.items()}
     by_label = {v: k for k, v in merged.items()}
     to_base = {}
     for new_id, label in new.items():
+        if str(new_id) not in used:
+            continue
         if label not in by_label:
             by_label[label] = str(max((int(k) for k in merged if k.isdigit()), default=-1) + 1)
             merged[by_label[label]] = label
