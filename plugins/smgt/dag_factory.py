@@ -24,7 +24,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 from airflow.sdk.definitions.taskgroup import TaskGroup
 
-from smgt.collect import QUALITY_XCOM_KEY, CollectOutputOperator, gt_hook, s3_storage
+from smgt.collect import QUALITY_XCOM_KEY, REWORK_XCOM_KEY, CollectOutputOperator, gt_hook, s3_storage
 from smgt.gt.operators import CreateLabelingJobOperator
 from smgt.gt.sensors import LabelingJobSensor
 from smgt.metadata import RATE_PARAM, DownSamplingRateOperator
@@ -72,6 +72,22 @@ def _job_errors(ti: Any, level: int, plans: list[dict[str, Any]]) -> dict[str, s
                 errors[spec["job_name"].lower()] = f"{record.get('operation', task_id)} failed: {record['message']}"
                 break
     return errors
+
+
+def _rework_failures(ti: Any, level: int, plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A FAILED result for each job of a level whose QA gate's re-work job failed (the job itself
+    completed in GT, so GT alone would call it COMPLETE)."""
+    from smgt.batch import JOB_FAILED
+
+    failed = []
+    for index, spec in enumerate(plans):
+        rework = ti.xcom_pull(task_ids=collect_task_id(level), key=REWORK_XCOM_KEY, map_indexes=index)
+        last = ((rework or {}).get("rounds") or [{}])[-1]
+        if last.get("status") == JOB_FAILED:
+            failed.append({"jobName": spec["job_name"], "status": JOB_FAILED, "failureReason":
+                           f"QA gate re-work job {last['jobName']} (round {last['round']}) {last.get('gtStatus')}: "
+                           f"{last.get('failureReason') or 'no reason given'}"})
+    return failed
 
 
 def _batch_config(ti: Any) -> Any:
@@ -173,6 +189,7 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
     for level in range(1, max_level + 1):
         results.extend(_collected(ti, level))
         plans = ti.xcom_pull(task_ids=plan_task_id(level)) or []
+        results.extend(_rework_failures(ti, level, plans))
         started.extend(spec["job_name"] for spec in plans)
         errors.update(_job_errors(ti, level, plans))
     hook = gt_hook(settings)

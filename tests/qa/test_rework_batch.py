@@ -96,3 +96,23 @@ def test_qa_gate_sends_flagged_frames_to_rework_and_level_two_chains_from_the_co
     # The lane job passed its gate (no rounds) and its audit chained from its own output.
     lane = level_one[f"{batch_id}-lane"]
     assert lane["rework"]["rounds"] == [] and "effectiveOutputS3Uri" not in lane
+
+
+def test_a_failed_rework_job_fails_the_batch_naming_it(emulator):
+    batch_id = "qa-gate-fail-1"
+    conf = targeted_demo_batch(batch_id, emulator.demo)
+    conf["labelingJobs"] = [j for j in conf["labelingJobs"] if j["jobName"] == f"{batch_id}-vehicle"]
+    conf["labelingJobs"][0]["qa"] = {"gate": {}}
+    emulator.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4], "jitter": 1.0}],
+                         "fail_jobs": [{"pattern": "*-rework1", "reason": "ClientError: the team gave up"}]})
+    try:
+        run = load_dag_module("smgt_batch").dag.test(run_conf=conf)
+    finally:
+        emulator.set_faults({})
+    assert run.state == "failed"
+    detail = batch_status.describe_batch(snapshot_of(batch_id))
+    assert detail["status"] == "INTERNAL_ERROR"
+    assert (f"job {batch_id}-vehicle (level 1) FAILED: QA gate re-work job {batch_id}-vehicle-rework1 (round 1) "
+            "Failed: ClientError: the team gave up") in detail["message"]
+    [job] = detail["firstLevel"]["jobLevels"]
+    assert job["rework"]["rounds"][0]["status"] == "FAILED" and "effectiveOutputS3Uri" not in job
