@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
+import smgt.manifests as manifests
 from smgt.manifests import (
     SEQ_LABEL_LISTS,
     ManifestError,
@@ -17,6 +19,7 @@ from smgt.manifests import (
     build_chained_manifest,
     kept_count,
     record_uri_for,
+    sample_seed,
     seq_label_frames,
     shape_vertices,
 )
@@ -411,6 +414,152 @@ def test_invalid_line_is_reported_with_its_number(tmp_path):
         chain(str(src), str(tmp_path / "c" / "m"), media=MediaKind.IMAGE, rate=100)
 
 
+# ------------------------------------------------------------------ images: lines read on their bytes
+# Line sampling and copying write a kept line's bytes as they are and check them on the bytes (a
+# plain "source-ref" first, the label keys as keys); a line whose bytes do not settle the checks is
+# parsed. The selection, the record and every error must be what parsing every kept line gave.
+
+
+def reference_sample(data: bytes, rate, batch: str = "b1", job: str = "vehicles-audit"):
+    """Selection sampling over the parsed content lines, as before lines were read on their bytes:
+    [(line number, line bytes)] of the kept lines."""
+    content = [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
+    total, needed = len(content), kept_count(len(content), rate)
+    rng = random.Random(sample_seed(batch, job))
+    kept = []
+    for number, line in enumerate(content):
+        if rng.random() * (total - number) < needed:
+            needed -= 1
+            kept.append((number, line))
+    return kept
+
+
+def box_line(i: int, **extra) -> dict:
+    return {"source-ref": f"s3://in/images/{i:05d}.jpg", "boxes": {"annotations": [{"left": i}]},
+            "boxes-metadata": {"type": "groundtruth/object-detection"}, **extra}
+
+
+def sample_images(tmp_path: Path, data: bytes, rate, name: str = "c", **kw):
+    src = tmp_path / f"{name}.src.manifest"
+    src.write_bytes(data)
+    dest = tmp_path / name / "input.manifest"
+    summary = chain(str(src), str(dest), media=MediaKind.IMAGE, rate=rate, **kw)
+    return summary, dest.read_bytes(), Path(record_uri_for(str(dest))).read_bytes() if summary.record_uri else None
+
+
+@pytest.mark.parametrize("rate", [1, 20, 50, 99.9])
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_lines_read_on_bytes_keep_the_seeded_selection(tmp_path, monkeypatch, rate, chunk):
+    """Same lines, bytes and record as Algorithm S over parsed lines, whatever the read size (lines
+    spanning chunks), with blank lines, both JSON spacings and a last line without b"\\n"."""
+    monkeypatch.setattr(manifests, "READ_CHUNK", chunk)
+    rng = random.Random(3)
+    lines = []
+    for i in range(300):
+        lines.append(json.dumps(box_line(i, pad="x" * rng.randrange(80)),
+                                separators=rng.choice([(",", ":"), (", ", ": ")])).encode())
+        if i % 37 == 0:
+            lines.append(rng.choice([b"", b"  ", b"\t"]))
+    data = b"\n".join(lines)  # no b"\n" after the last line
+    summary, out, record = sample_images(tmp_path, data, rate, parent_label_attribute="boxes")
+    expected = reference_sample(data, rate)
+    assert out == b"".join(line + b"\n" for _, line in expected)
+    assert record == b"".join(
+        json.dumps({"line": n, "source-ref": json.loads(line)["source-ref"]}, separators=(",", ":")).encode() + b"\n"
+        for n, line in expected)
+    assert (summary.lines_in, summary.lines_out) == (300, len(expected))
+    assert summary.samples == [json.loads(x) for x in record.splitlines()[:10]]
+    assert summary.samples_truncated == (len(expected) > 10)
+
+
+def test_crlf_manifest_samples_like_its_lf_twin(tmp_path):
+    lines = [json.dumps(box_line(i)).encode() for i in range(200)]
+    lf = sample_images(tmp_path, b"\n".join(lines) + b"\n", 30, "lf", parent_label_attribute="boxes")
+    crlf = sample_images(tmp_path, b"\r\n".join(lines) + b"\r\n", 30, "crlf", parent_label_attribute="boxes")
+    assert crlf[1:] == lf[1:] and b"\r" not in crlf[1]  # written with b"\n" like every line
+    assert crlf[0].to_dict()["samples"] == lf[0].to_dict()["samples"]
+    copy = sample_images(tmp_path, b"\r\n".join(lines), 100, "copy")
+    assert copy[1] == b"\n".join(lines) + b"\n"
+
+
+def test_source_refs_that_json_escapes_are_read_by_parsing(tmp_path):
+    """A source-ref with escapes or non-ASCII text: the record holds json.dumps of the parsed string."""
+    refs = ["s3://b/q\"1.jpg", "s3://b/é.jpg", "s3://b/tab\\t.jpg", "s3://b/\x7f.jpg", "s3://b/plain.jpg"]
+    lines = [json.dumps({"source-ref": ref, "boxes": {}, "boxes-metadata": {}}, ensure_ascii=i % 2 == 0).encode()
+             for i, ref in enumerate(refs)]
+    summary, out, record = sample_images(tmp_path, b"\n".join(lines) + b"\n", 99, parent_label_attribute="boxes")
+    assert out == b"\n".join(lines) + b"\n"
+    assert [json.loads(x)["source-ref"] for x in record.splitlines()] == refs
+    assert record.splitlines()[3] == b'{"line":3,"source-ref":"s3://b/\\u007f.jpg"}'
+    assert [s["source-ref"] for s in summary.samples] == refs
+
+
+def test_label_check_on_bytes_still_catches_a_line_without_metadata(tmp_path):
+    bad = {"source-ref": "s3://in/images/x.jpg", "boxes": {"annotations": []}}
+    for rate in (100, 99.9):  # copied, and kept by sampling
+        lines = [json.dumps(box_line(i)) for i in range(5)] + [json.dumps(bad)]
+        with pytest.raises(ManifestError, match=r"line 6 has no 'boxes-metadata'; is this the output manifest"):
+            sample_images(tmp_path, "\n".join(lines).encode(), rate, parent_label_attribute="boxes")
+
+
+@pytest.mark.parametrize("impostor", [
+    {"note": '"boxes-metadata": {}'},  # the key's bytes only inside a string value
+    {"note": "boxes-metadata"},  # the name as a value, not a key
+    {"note": 'x\\"boxes-metadata":'},  # after an escaped quote
+    {'a"boxes-metadata': 1},  # a key that only ends with the name
+])
+def test_label_key_only_inside_a_string_is_not_a_key(tmp_path, impostor):
+    line = {"source-ref": "s3://in/images/x.jpg", "boxes": {}, **impostor}
+    data = (json.dumps(line) + "\n").encode()
+    for rate in (100, 50):
+        with pytest.raises(ManifestError, match="line 1 has no 'boxes-metadata'"):
+            sample_images(tmp_path, data, rate, parent_label_attribute="boxes")
+
+
+def test_escaped_label_keys_are_found_by_parsing(tmp_path):
+    """Keys written with escapes (json.loads decodes them) pass, and count as labelled."""
+    escaped = '{"source-ref": "s3://in/images/%d.jpg", "bo\\u0078es": {}, "boxes\\u002dmetadata": {}}'
+    data = "\n".join(escaped % i for i in range(4)).encode()
+    for rate in (100, 50):
+        summary, out, _ = sample_images(tmp_path, data, rate, parent_label_attribute="boxes")
+        assert summary.lines_without_label == 0 and summary.lines_out == kept_count(4, rate)
+
+
+@pytest.mark.parametrize("rate", [100, 50])
+def test_failed_objects_on_lines_are_counted_among_written_lines(tmp_path, rate):
+    """lines_without_label counts the written lines without the label: every line when copied, the
+    kept ones when sampled (a failed object is found on its bytes, confirmed by parsing)."""
+    objs = [box_line(i) if i % 4 else {"source-ref": f"s3://in/images/{i:05d}.jpg",
+                                       "boxes-metadata": {"failure-reason": "timeout"}} for i in range(40)]
+    data = b"".join(json.dumps(o, separators=(",", ":")).encode() + b"\n" for o in objs)
+    summary, _, _ = sample_images(tmp_path, data, rate, parent_label_attribute="boxes")
+    kept = range(40) if rate == 100 else [n for n, _ in reference_sample(data, rate)]
+    assert summary.lines_without_label == sum(1 for n in kept if "boxes" not in objs[n]) > 0
+
+
+@pytest.mark.parametrize("line", [
+    '{"source-ref": "s3://b/2.jpg", "boxes": {"annotations": [',  # truncated
+    '{"source-ref": "s3://b/2.jpg"} trailing',
+    '["source-ref", "s3://b/2.jpg"]',
+    '{"source-ref": 2}',
+])
+def test_broken_kept_lines_are_reported_as_before(tmp_path, line):
+    data = ('{"source-ref": "s3://b/1.jpg"}\n' + line + "\n").encode()
+    for rate in (100, 99):
+        with pytest.raises(ManifestError, match=r"line 2 is not (valid JSON|a JSON object with a 'source-ref' string)"):
+            sample_images(tmp_path, data, rate)
+
+
+@pytest.mark.parametrize(("delta", "seen"), [(1, 10), (-1, 10), (-5, 6)])
+def test_manifest_changing_between_the_passes_fails(tmp_path, monkeypatch, delta, seen):
+    """10 lines, counted as 10 + delta: reported with the lines seen, up to the first one too many."""
+    data = b"".join(json.dumps(box_line(i)).encode() + b"\n" for i in range(10))
+    counted = manifests._count_content_lines
+    monkeypatch.setattr(manifests, "_count_content_lines", lambda storage, uri: counted(storage, uri) + delta)
+    with pytest.raises(ManifestError, match=rf"changed while being sampled \({10 + delta} lines, then {seen}\)"):
+        sample_images(tmp_path, data, 50)
+
+
 # ------------------------------------------------------------------------------------------ S3
 
 
@@ -502,3 +651,24 @@ def test_s3_round_trip_images_multipart(s3, tmp_path):
     assert (
         s3.head_object(Bucket="labels", Key="b1/boxes-audit/input.manifest")["ETag"].strip('"').endswith("-2")
     )
+
+
+@pytest.mark.parametrize("chunk", [5, 1 << 20])
+def test_s3_lines_split_like_iter_lines(s3, tmp_path, monkeypatch, chunk):
+    """On S3 lines end at b"\\n", b"\\r\\n" or a lone b"\\r" (botocore's iter_lines); read on their bytes,
+    with line endings split across reads, they are the same lines."""
+    monkeypatch.setattr(manifests, "READ_CHUNK", chunk)
+    lines = [json.dumps(box_line(i)).encode() for i in range(60)]
+    data = b"\r\n".join(lines[:20]) + b"\r\n" + b"\r".join(lines[20:40]) + b"\r\n\n" + b"\n".join(lines[40:])
+    s3.put_object(Bucket="labels", Key="mixed.manifest", Body=data)
+    storage, src = Storage(s3, tmp_dir=str(tmp_path)), "s3://labels/mixed.manifest"
+    assert [line for line in storage.iter_lines(src) if line.strip()] == lines
+    kw = {"media": "image", "batch_id": "b1", "job_name": "vehicles-audit", "parent_label_attribute": "boxes"}
+    copy = build_chained_manifest(storage, src, "s3://labels/copy/input.manifest", rate=None, **kw)
+    assert copy.lines_out == 60
+    assert s3.get_object(Bucket="labels", Key="copy/input.manifest")["Body"].read() == b"\n".join(lines) + b"\n"
+    sampled = build_chained_manifest(storage, src, "s3://labels/s/input.manifest", rate=50, **kw)
+    expected = reference_sample(b"\n".join(lines), 50)
+    assert s3.get_object(Bucket="labels", Key="s/input.manifest")["Body"].read() == b"".join(
+        line + b"\n" for _, line in expected)
+    assert sampled.lines_out == len(expected) == 30
