@@ -875,7 +875,7 @@ def _sample_lines(
                 p = q + 1
             if entries:
                 pieces.append(view[piece_start:piece_end])
-                out.write(b"".join(pieces))
+                out.writelines(pieces)
                 kept = len(entries) // 2
                 record.write(_RECORD_ENTRY * kept % tuple(entries))
                 room = max(0, summary_limit - len(summary.samples))
