@@ -845,7 +845,7 @@ def _sample_lines(
     rnd = random.Random(sample_seed(batch_id, job_name)).random
     record_uri = record_uri_for(dest)
     summary = SamplingSummary(dest, record_uri, "", "lines", rate, lines_in=total, lines_out=needed)
-    number = 0
+    number, source_ref = 0, label_check.source_ref
     with storage.open_write(dest) as out, storage.open_write(record_uri) as record:
         for buf, start, end in _line_runs(storage, src):
             find, p = buf.find, start
@@ -862,7 +862,7 @@ def _sample_lines(
                 # once none is needed, the draws could not pick one: they are skipped).
                 if needed and rnd() * (total - number) < needed:
                     needed -= 1
-                    token = label_check.source_ref(buf, p, q)
+                    token = source_ref(buf, p, q)
                     if token is None:
                         token = label_check.parsed_source_ref(buf[p:q], number)
                     entries += (number, token)
