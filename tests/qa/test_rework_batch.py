@@ -97,6 +97,22 @@ def test_qa_gate_sends_flagged_frames_to_rework_and_level_two_chains_from_the_co
     lane = level_one[f"{batch_id}-lane"]
     assert lane["rework"]["rounds"] == [] and "effectiveOutputS3Uri" not in lane
 
+    # A retried collect_output rebuilds the same round and adopts its job instead of making another.
+    from smgt.collect import gt_hook
+    from smgt.config import validate_batch_config
+    from smgt.qa import score_job_output
+    from smgt.qa.gate import gate_failures
+    from smgt.rework import prepare_rework
+    from smgt.settings import get_settings
+
+    config = validate_batch_config(conf).job(vehicle)
+    again = gate_failures(score_job_output(storage, job["jobOutputS3Uri"], "vehicle-ref"), min_risk=0.5,
+                          max_flagged_percent=0)
+    prepared = prepare_rework(storage, settings=get_settings(), batch_id=batch_id, job=config, round_number=1,
+                              manifest_uri=job["jobOutputS3Uri"], sent_back=again)
+    assert gt_hook(get_settings()).create_labeling_job(prepared["request"])["adopted"] is True
+    assert [j["LabelingJobName"] for j in sagemaker.list_labeling_jobs(NameContains=rework)["LabelingJobSummaryList"]] == [rework]
+
 
 def test_a_failed_rework_job_fails_the_batch_naming_it(emulator):
     batch_id = "qa-gate-fail-1"
