@@ -20,9 +20,10 @@ forged events cost one DescribeLabelingJob and nothing else. Events are never lo
 
 * an event for a job a trigger of this process waits on is deleted after the wake-up;
 * an event for any other job (watched by another triggerer, by a trigger not registered yet, or by
-  nobody) is handed back to the queue (its visibility timeout is set to a few seconds, growing with
-  every receive) so the other triggerers see it too, until it is older than ``stale_after``: by then
-  every waiting trigger has made a fallback poll of its job anyway, and the event is deleted;
+  nobody) is handed back to the queue (visible again at once while this dispatcher pauses, later
+  after a visibility timeout growing with every receive) so the other triggerers see it too, until
+  it is older than ``stale_after``: by then every waiting trigger has made a fallback poll of its job
+  anyway, and the event is deleted;
 * a message received by a triggerer that is SIGKILLed before it was handled becomes visible again
   after ``VISIBILITY_TIMEOUT``; and a trigger (re)started after a restart describes its job first.
 
@@ -63,8 +64,13 @@ WAIT_SECONDS = 20
 # A received message is hidden this long; the dispatcher handles it within milliseconds, so this
 # only matters when the triggerer dies between receiving and deleting it.
 VISIBILITY_TIMEOUT = 10
-# Hand-back of an event for a job this process does not wait on: hidden 2 s after its first
-# receive, 4 s after its second, ... at most 30 s, so another triggerer soon gets its turn.
+# Hand-back of an event for a job this process does not wait on: visible again at once for its first
+# HANDBACK_AT_ONCE receives, while the dispatcher that handed it back pauses HANDBACK_PAUSE seconds
+# before its next ReceiveMessage (else, polling again at once, it would mostly get the message back
+# itself), so another triggerer's long poll gets it within a second or so. After that it is hidden
+# 2 s per receive so far, at most 30 s: an event nobody waits on costs a few receives a minute.
+HANDBACK_AT_ONCE = 3
+HANDBACK_PAUSE = 1.5
 HANDBACK_STEP = 2
 HANDBACK_MAX = 30
 # An event older than this that nobody here waits on is deleted (see the module doc).
@@ -208,7 +214,8 @@ class EventDispatcher:
                     async for messages in self._receive(client):
                         self._set_healthy(True)
                         backoff = 1.0
-                        await self._handle(client, messages)
+                        if await self._handle(client, messages):
+                            await asyncio.sleep(HANDBACK_PAUSE)  # let another triggerer take it
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the triggers go on polling; say why events stopped
@@ -228,7 +235,8 @@ class EventDispatcher:
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
             yield response.get("Messages") or []
 
-    async def _handle(self, client: Any, messages: list[dict[str, Any]]) -> None:
+    async def _handle(self, client: Any, messages: list[dict[str, Any]]) -> bool:
+        """Wake, delete, hand back; True if a message was made visible again at once."""
         delete: list[dict[str, str]] = []
         hand_back: list[dict[str, Any]] = []
         now = time.time()
@@ -256,11 +264,13 @@ class EventDispatcher:
                 continue
             count = int(attributes.get("ApproximateReceiveCount", 1))
             self.stats["handed_back"] += 1
-            hand_back.append({**entry, "VisibilityTimeout": min(HANDBACK_STEP * count, HANDBACK_MAX)})
+            hidden = 0 if count <= HANDBACK_AT_ONCE else min(HANDBACK_STEP * count, HANDBACK_MAX)
+            hand_back.append({**entry, "VisibilityTimeout": hidden})
         if delete:
             await client.delete_message_batch(QueueUrl=self.queue_url, Entries=delete)
         if hand_back:
             await client.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=hand_back)
+        return any(entry["VisibilityTimeout"] == 0 for entry in hand_back)
 
 
 # One dispatcher per (event loop, queue, connection): a triggerer process runs all its triggers on
