@@ -39,6 +39,15 @@ def dag_test_emulator(tmp_path_factory: Any, name: str) -> Iterator[Any]:
         os.environ.update(saved)
 
 
+def run_batch_with_faults(emulator: Any, conf: dict, faults: dict) -> Any:
+    """dag.test() of `smgt_batch` with `conf` while the emulator's `faults` are in force (cleared after)."""
+    emulator.set_faults(faults)
+    try:
+        return load_dag_module("smgt_batch").dag.test(run_conf=conf)
+    finally:
+        emulator.set_faults({})
+
+
 def load_dag_module(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"test_{name}", ROOT / "dags" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 import pytest
-from dag_helpers import load_dag_module, snapshot_of
+from dag_helpers import load_dag_module, run_batch_with_faults, snapshot_of
 from PIL import Image
 from sample_batches import targeted_demo_batch
 
@@ -30,12 +30,8 @@ def _jobs(detail: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_a_batch_writes_its_reports_and_batch_show_links_them(emulator):
     # Fixed: the injected errors and the simulated labels are seeded with the job names.
     batch_id = "qa-report-1"
-    emulator.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4, 10],
-                                           "kinds": ["jitter", "miss"], "seed": 3}]})
-    try:
-        run = load_dag_module("smgt_batch").dag.test(run_conf=_conf(emulator, batch_id))
-    finally:
-        emulator.set_faults({})
+    run = run_batch_with_faults(emulator, _conf(emulator, batch_id), {"label_errors": [
+        {"pattern": f"{batch_id}-vehicle", "frames": [4, 10], "kinds": ["jitter", "miss"], "seed": 3}]})
     assert run.state == "success"
     storage = Storage(emulator.client("s3"))
     detail = batch_status.describe_batch(snapshot_of(batch_id), lambda uri: f"https://presigned/{uri}")

@@ -6,7 +6,7 @@ report names the injected frames."""
 from __future__ import annotations
 
 import pytest
-from dag_helpers import load_dag_module, snapshot_of
+from dag_helpers import run_batch_with_faults, snapshot_of
 from sample_batches import targeted_demo_batch
 
 from smgt import batch_status
@@ -32,12 +32,8 @@ def test_qa_gate_sends_flagged_frames_to_rework_and_level_two_chains_from_the_co
     vehicle, rework = f"{batch_id}-vehicle", f"{batch_id}-vehicle-rework1"
     conf = targeted_demo_batch(batch_id, emulator.demo, exploration=0)
     conf["qaGates"] = {"1": {"minRisk": 0.5}}  # the lane job, without injected errors, is gated too
-    emulator.set_faults({"label_errors": [{"pattern": vehicle, "frames": [4, 10], "kinds": ["jitter", "miss"],
-                                           "jitter": 1.0, "seed": 3}]})
-    try:
-        run = load_dag_module("smgt_batch").dag.test(run_conf=conf)
-    finally:
-        emulator.set_faults({})
+    run = run_batch_with_faults(emulator, conf, {"label_errors": [
+        {"pattern": vehicle, "frames": [4, 10], "kinds": ["jitter", "miss"], "jitter": 1.0, "seed": 3}]})
     assert run.state == "success"
     detail = batch_status.describe_batch(snapshot_of(batch_id))
     assert detail["status"] == "COMPLETE", detail.get("message")
@@ -119,12 +115,9 @@ def test_a_failed_rework_job_fails_the_batch_naming_it(emulator):
     conf = targeted_demo_batch(batch_id, emulator.demo)
     conf["labelingJobs"] = [j for j in conf["labelingJobs"] if j["jobName"] == f"{batch_id}-vehicle"]
     conf["labelingJobs"][0]["qa"] = {"gate": {}}
-    emulator.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4], "jitter": 1.0}],
-                         "fail_jobs": [{"pattern": "*-rework1", "reason": "ClientError: the team gave up"}]})
-    try:
-        run = load_dag_module("smgt_batch").dag.test(run_conf=conf)
-    finally:
-        emulator.set_faults({})
+    run = run_batch_with_faults(emulator, conf, {
+        "label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4], "jitter": 1.0}],
+        "fail_jobs": [{"pattern": "*-rework1", "reason": "ClientError: the team gave up"}]})
     assert run.state == "failed"
     detail = batch_status.describe_batch(snapshot_of(batch_id))
     assert detail["status"] == "INTERNAL_ERROR"

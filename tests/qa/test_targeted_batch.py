@@ -4,7 +4,7 @@ with injected errors, the level-2 audit gets the injected frames, batch/show rec
 from __future__ import annotations
 
 import pytest
-from dag_helpers import load_dag_module, snapshot_of
+from dag_helpers import run_batch_with_faults, snapshot_of
 from sample_batches import targeted_demo_batch
 
 from smgt import batch_status
@@ -18,12 +18,8 @@ def test_targeted_audit_gets_the_injected_frames_and_batch_show_says_why(emulato
     # Fixed: the injected errors and the simulated labels are seeded with the job names.
     batch_id = "qa-targeted-1"
     conf = targeted_demo_batch(batch_id, emulator.demo, exploration=0)
-    emulator.set_faults({"label_errors": [{"pattern": f"{batch_id}-vehicle", "frames": [4, 10],
-                                           "kinds": ["jitter", "miss"], "seed": 3}]})
-    try:
-        run = load_dag_module("smgt_batch").dag.test(run_conf=conf)
-    finally:
-        emulator.set_faults({})
+    run = run_batch_with_faults(emulator, conf, {"label_errors": [
+        {"pattern": f"{batch_id}-vehicle", "frames": [4, 10], "kinds": ["jitter", "miss"], "seed": 3}]})
     assert run.state == "success"
     detail = batch_status.describe_batch(snapshot_of(batch_id))
     assert detail["status"] == "COMPLETE"
