@@ -69,8 +69,8 @@ VISIBILITY_TIMEOUT = 10
 # before its next ReceiveMessage (else, polling again at once, it would mostly get the message back
 # itself), so another triggerer's long poll gets it within a second or so. After that it is hidden
 # 2 s per receive so far, at most 30 s: an event nobody waits on costs a few receives a minute.
-HANDBACK_AT_ONCE = 3
-HANDBACK_PAUSE = 1.5
+HANDBACK_AT_ONCE = 2
+HANDBACK_PAUSE = 1.0
 HANDBACK_STEP = 2
 HANDBACK_MAX = 30
 # An event older than this that nobody here waits on is deleted (see the module doc).
