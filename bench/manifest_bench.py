@@ -31,8 +31,10 @@ operation the subprocess resets its peak RSS (`5` > /proc/self/clear_refs) and r
 baseline; the peak is VmHWM afterwards (ru_maxrss, which includes import-time peaks, where the reset
 is refused). The increment is peak minus baseline, the largest of the rounds. The files are in the page cache for every run
 (they were just written), so this measures CPU and memory, not disk.
-For frames, (p), (b) and (c) create one new sequence file per line while (a) writes nothing; creating a
-file costs ~0.2-0.45 ms on the development machine's filesystem, a large share of (b)/(a) there.
+For frames, (p), (b) and (c) create one new sequence file per line while (a) writes nothing; on the
+development machine's filesystem a plain create + write of one costs 0.25-0.9 ms (more than the whole
+read + parse of a line, ~0.4 ms), Storage.write_json (temporary name, fchmod, makedirs, rename) ~0.2-0.3
+ms more, and json.dumps of the sampled sequence ~0.25 ms: (b)/(a) there mostly measures those.
 """
 
 from __future__ import annotations
