@@ -15,7 +15,8 @@ next to the new manifest and summarised in a small dict for XCom / batch show.
 Manifests can be gigabytes: nothing here reads a whole manifest. Lines are streamed (S3 bodies via
 `iter_lines`; line sampling and copying walk raw chunks, `iter_chunks`, and parse a line only when
 its bytes do not settle the checks), output goes to a temporary file on disk and is uploaded with
-`upload_file` (multipart above its threshold). Only one sequence file (a few thousand frames at most) is held at a time.
+`upload_file` (multipart above its threshold). Only one sequence file (a few thousand frames at
+most) is held at a time.
 
 The same code runs on local paths (benchmark, tests) and on S3 (the DAG) through `Storage`.
 """
