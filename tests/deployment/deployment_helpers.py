@@ -16,12 +16,17 @@ from smgt.deployment import LocalDeployment
 TERMINAL = {"COMPLETE", "INTERNAL_ERROR", "VALIDATION_FAIL"}
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float, poll: float = 0.5) -> Any:
+def wait_until(what: str, check: Callable[[], Any], timeout: float, poll: float = 0.5, *,
+               retry_errors: bool = True) -> Any:
+    """The first truthy `check()` within `timeout` s. `retry_errors`: an exception counts as "not yet"
+    (a component being restarted); without it the exception (e.g. a failed assertion) ends the wait."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             value = check()
-        except Exception:  # a component being restarted: try again
+        except Exception:
+            if not retry_errors:
+                raise
             value = None
         if value:
             return value

@@ -12,7 +12,6 @@ per-worker tables and the residual error estimate of the audits. A screenshot is
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from sample_batches import targeted_demo_batch
 
 from smgt.embedded import EmbeddedAirflow
 
-from .deployment_helpers import airflow_on_emulator
+from .deployment_helpers import airflow_on_emulator, wait_until
 
 pytest_plugins = ["browser"]
 pytestmark = pytest.mark.timeout(900)
@@ -43,16 +42,6 @@ def _show(airflow: EmbeddedAirflow, batch_id: str) -> dict[str, Any]:
     return resp.json()
 
 
-def _wait(check: Any, what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_batch_page_shows_the_quality_report_with_its_thumbnails(page: Page, airflow: Any, tmp_path: Path) -> None:
     batch_id = "quality-1"  # fixed: injected errors are seeded with the job names
     conf = targeted_demo_batch(batch_id, airflow.demo)
@@ -61,8 +50,9 @@ def test_the_batch_page_shows_the_quality_report_with_its_thumbnails(page: Page,
     try:
         resp = airflow.session("admin").post(f"{airflow.url}/smgt/batch/create", json=conf, timeout=60)
         assert resp.status_code == 200, resp.text
-        detail = _wait(lambda: (d := _show(airflow, batch_id))["status"] in ("COMPLETE", "INTERNAL_ERROR") and d,
-                       f"batch {batch_id} to end", timeout=600)
+        detail = wait_until(f"batch {batch_id} to end",
+                            lambda: (d := _show(airflow, batch_id))["status"] in ("COMPLETE", "INTERNAL_ERROR") and d,
+                            timeout=600, poll=2, retry_errors=False)
     finally:
         airflow.emu.set_faults({})
     assert detail["status"] == "COMPLETE", detail.get("message")

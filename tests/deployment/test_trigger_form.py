@@ -26,7 +26,7 @@ from playwright.sync_api import Page, expect
 from smgt.api.auth import BATCH_DAG_ID
 from smgt.embedded import EmbeddedAirflow
 
-from .deployment_helpers import airflow_on_emulator
+from .deployment_helpers import airflow_on_emulator, wait_until
 
 pytest_plugins = ["browser"]
 pytestmark = pytest.mark.timeout(900)
@@ -87,14 +87,8 @@ def runs_with_batch_id(airflow: EmbeddedAirflow, batch_id: str) -> list[dict[str
     return [r for r in resp.json()["dag_runs"] if (r.get("conf") or {}).get("batchId") == batch_id]
 
 
-def wait_until(check: Any, what: str, timeout: float = 240) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(check: Any, what: str) -> Any:
+    return wait_until(what, check, timeout=240, poll=2, retry_errors=False)
 
 
 NOTEBOOK = "notebook_tracking: 4 jobs (batch id nb-track-...)"
@@ -113,8 +107,8 @@ def test_pick_the_template_trigger_the_run_starts_then_duplicate_and_bad_input_s
     page.wait_for_url(re.compile(rf"/dags/{BATCH_DAG_ID}/runs/"))
     run_id = page.url.rsplit("/runs/", 1)[1].split("?")[0].split("/")[0]
     assert runs_with_batch_id(airflow, batch_id)[0]["dag_run_id"] == run_id
-    state = wait_until(lambda: task_state(airflow, run_id, "resolve_batch") in ("success", "failed")
-                       and task_state(airflow, run_id, "resolve_batch"), "resolve_batch to finish")
+    state = wait_for(lambda: task_state(airflow, run_id, "resolve_batch") in ("success", "failed")
+                     and task_state(airflow, run_id, "resolve_batch"), "resolve_batch to finish")
     assert state == "success"
     shown = airflow.session("admin").get(f"{airflow.url}/smgt/batch/show", params={"batchId": batch_id}, timeout=60)
     assert shown.status_code == 200, shown.text
@@ -142,7 +136,7 @@ def test_pick_the_template_trigger_the_run_starts_then_duplicate_and_bad_input_s
     trigger(dialog)
     page.wait_for_url(re.compile(rf"/dags/{BATCH_DAG_ID}/runs/"))
     bad_run = page.url.rsplit("/runs/", 1)[1].split("?")[0].split("/")[0]
-    wait_until(lambda: task_state(airflow, bad_run, "resolve_batch") == "failed", "resolve_batch to fail")
+    wait_for(lambda: task_state(airflow, bad_run, "resolve_batch") == "failed", "resolve_batch to fail")
     shown = airflow.session("admin").get(f"{airflow.url}/smgt/batch/show", params={"batchId": bad_id}, timeout=60)
     assert shown.json()["status"] == "VALIDATION_FAIL", shown.text
     expected = f"labelingJobs[0] '{bad_id}-vehicle': inputConfig.inputManifestS3Uri"
