@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,12 @@ def gt(fake_gt: FakeGroundTruth, monkeypatch: pytest.MonkeyPatch) -> FakeGroundT
     """The stand-in, with aws_default pointing at it."""
     set_aws_connection(monkeypatch, fake_gt.endpoint_url)
     return fake_gt
+
+
+@pytest.fixture
+def env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The module's `emu` (a LocalGroundTruth) as this process's AWS environment, with no faults."""
+    for key, value in emu.env().items():
+        monkeypatch.setenv(key, value)
+    emu.set_faults({})
+    return emu

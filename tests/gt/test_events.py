@@ -48,14 +48,6 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGroundTruth]:
         yield emulator
 
 
-@pytest.fixture
-def env(emu: LocalGroundTruth, monkeypatch: pytest.MonkeyPatch) -> LocalGroundTruth:
-    for key, value in emu.env().items():
-        monkeypatch.setenv(key, value)
-    emu.set_faults({})
-    return emu
-
-
 def create_job(emu: LocalGroundTruth, prefix: str, *, finish_after: float = 0.0) -> str:
     """A level-1 job on the demo video that completes `finish_after` seconds after its labels."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"

@@ -36,14 +36,6 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGroundTruth]:
         yield emulator
 
 
-@pytest.fixture
-def env(emu: LocalGroundTruth, monkeypatch: pytest.MonkeyPatch) -> LocalGroundTruth:
-    for key, value in emu.env().items():
-        monkeypatch.setenv(key, value)
-    emu.set_faults({})
-    return emu
-
-
 def jobs_for(emu: LocalGroundTruth, name: str) -> Any:
     configs = emu.demo["label_configs"]
     return validate_batch_config(
