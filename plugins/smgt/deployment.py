@@ -16,8 +16,9 @@ SIGKILL of any process, or of the whole machine) loses nothing that was acknowle
     <state>/logs/             logs of SeaweedFS, Label Studio and the emulator
     <state>/run/              pid files, so a start after a crash of the supervisor ends its orphans
 
-Components start in dependency order (seaweedfs, labelstudio, emulator, then Airflow's api-server,
-scheduler, dag-processor, triggerer), each in its own process group, each health-checked; stop
+Components start in dependency order (seaweedfs, labelstudio, emulator, then Airflow's api-server
+and dag-processor, then its scheduler and triggerer; Airflow's database migration runs alongside the
+first ones), each in its own process group, each health-checked; stop
 sends SIGTERM and SIGKILLs what is left after a grace period. Back it up by stopping it and copying
 the folder.
 """
@@ -36,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -171,6 +173,7 @@ class LocalDeployment:
         self.emulator: subprocess.Popen | None = None
         self.worker_tokens: dict[str, str] = {}
         self._lock_cm: Any = None
+        self._servers: _Background | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -281,6 +284,15 @@ class LocalDeployment:
         try:
             self.config = self._load_config()
             self._end_orphans()
+            servers = None
+            if self.with_airflow:
+                # Airflow's database migration, api-server and dag-processor need no AWS endpoint:
+                # they start while S3 and the emulator do; its scheduler and triggerer (tasks and
+                # triggers call AWS) once the emulator is up.
+                self.airflow = EmbeddedAirflow(
+                    self.state_dir / "airflow", aws_env=self.env(), port=self.ports["airflow"],
+                    passwords=self.airflow_passwords(), extra_env=self.airflow_env)
+                servers = self._servers = _Background(self.airflow.start_servers)
             for name in ("seaweedfs", "labelstudio", "emulator"):
                 if name != "labelstudio" or self.workforce == "labelstudio":
                     t0 = time.monotonic()
@@ -296,10 +308,9 @@ class LocalDeployment:
             if self.with_airflow:
                 t0 = time.monotonic()
                 progress("starting Airflow (database migration, api-server, scheduler, dag-processor, triggerer) ...")
-                self.airflow = EmbeddedAirflow(
-                    self.state_dir / "airflow", aws_env=self.env(), port=self.ports["airflow"],
-                    passwords=self.airflow_passwords(), extra_env=self.airflow_env)
-                self.airflow.start()
+                assert self.airflow is not None and servers is not None
+                servers.result()
+                self.airflow.start_workers()
                 self._write_pids()
                 progress(f"  Airflow is up ({time.monotonic() - t0:.0f} s)")
         except BaseException:
@@ -324,6 +335,9 @@ class LocalDeployment:
         """Stop every component (SIGTERM, SIGKILL after a grace period); the state dir stays."""
         if self.airflow is not None:
             self.airflow.stop()
+            if self._servers is not None:  # a start interrupted while Airflow's servers started
+                self._servers.join()
+                self._servers = None
         self._stop_emulator()
         for server in (self.labelstudio, self.seaweedfs):
             if server is not None:
@@ -486,6 +500,30 @@ class LocalDeployment:
                     except psutil.TimeoutExpired:
                         os.killpg(record["pid"], signal.SIGKILL)
             path.unlink(missing_ok=True)
+
+
+class _Background:
+    """`fn()` in a daemon thread; `result()` waits for it and raises what it raised."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join(60)
+
+    def result(self) -> None:
+        while self._thread.is_alive():  # a short join, so Ctrl-C is not held up
+            self._thread.join(0.2)
+        if self._error is not None:
+            raise self._error
 
 
 def _answers(url: str) -> bool:

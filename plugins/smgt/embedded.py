@@ -18,6 +18,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,10 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # SimpleAuthManager users: role admin, role user (may trigger), role viewer (read only).
 USERS = {"admin": "admin", "user": "user", "viewer": "viewer"}
 PASSWORDS = {"admin": "admin-pass", "user": "user-pass", "viewer": "viewer-pass"}
+# stop(): seconds the scheduler and the triggerer get to exit after SIGTERM, and the api-server and
+# the dag-processor (see stop()).
+STOP_GRACE_SECONDS = 15.0
+SERVER_STOP_GRACE_SECONDS = 3.0
 
 
 class EmbeddedAirflowError(RuntimeError):
@@ -63,6 +69,11 @@ class EmbeddedAirflow:
         self.startup_seconds = startup_seconds
         self.passwords = dict(passwords or PASSWORDS)
         self.processes: dict[str, subprocess.Popen] = {}
+        self._migrate: tuple[subprocess.Popen, Any] | None = None
+        # stop() sets it: a start running in another thread then starts nothing more.
+        self._stopped = False
+        self._spawn_lock = threading.Lock()
+        self._warming: threading.Thread | None = None
         self._tokens: dict[str, str] = {}
         self.env = self._environment(aws_env, extra_env or {})
 
@@ -124,31 +135,91 @@ class EmbeddedAirflow:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> EmbeddedAirflow:
-        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, cwd=self.home,
-                                 capture_output=True, text=True, timeout=600)
-        if migrate.returncode != 0:
-            raise EmbeddedAirflowError("airflow db migrate failed:\n" + migrate.stdout[-3000:] + migrate.stderr[-3000:])
+    def begin_migrate(self) -> None:
+        """Start `airflow db migrate` in the background (it needs nothing else running): `start()`
+        then waits for it. A deployment calls this first, so the migration overlaps its other
+        components' starts."""
+        with self._spawn_lock:
+            if self._stopped:
+                raise EmbeddedAirflowError("stopped while starting")
+            if self._migrate is None:
+                out = tempfile.TemporaryFile()  # noqa: SIM115 - read and closed in _finish_migrate
+                self._migrate = (subprocess.Popen([AIRFLOW, "db", "migrate"], env=self.env, cwd=self.home,
+                                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                  start_new_session=True), out)
+
+    def _finish_migrate(self) -> None:
+        self.begin_migrate()
+        assert self._migrate is not None
+        proc, out = self._migrate
         try:
-            # The api-server first: tasks report to its execution API, and a task started before it
-            # answers fails (e.g. a retry the scheduler runs at once after a restart).
-            self.start_component("api-server")
-            self.wait_for(self._healthy, "the api-server")
-            for name in COMPONENTS[1:]:
-                self.start_component(name)
-            for dag_id in self.unpause:
-                self.wait_for(lambda d=dag_id: self.session("admin").get(
-                    f"{self.url}/api/v2/dags/{d}", timeout=10).status_code == 200, f"the {dag_id} DAG to be parsed")
-                resp = self.session("admin").patch(f"{self.url}/api/v2/dags/{dag_id}", json={"is_paused": False},
-                                                   timeout=30)
-                resp.raise_for_status()
+            proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        with self._spawn_lock:
+            if self._migrate is None:  # stop() ended it
+                raise EmbeddedAirflowError("stopped while starting")
+            self._migrate = None
+        with out:
+            out.seek(0)
+            text = out.read().decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise EmbeddedAirflowError("airflow db migrate failed:\n" + text[-6000:])
+
+    def start(self) -> EmbeddedAirflow:
+        """Migrate the database, start every component and wait until `unpause`'s DAGs run."""
+        self._stopped = False
+        try:
+            self.start_servers()
+            self.start_workers()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def start_component(self, name: str) -> subprocess.Popen:
-        """Start one component (again, e.g. after `kill`) in its own process group."""
+    def start_servers(self) -> None:
+        """First half of `start()`, which needs no AWS endpoint up: the database migration, then the
+        api-server and the dag-processor at once (parsing dags/ is the longest step), until the
+        api-server answers. (A deployment runs this while S3 and the emulator start.)"""
+        self._finish_migrate()
+        self.start_component("api-server", starting=True)
+        self.start_component("dag-processor", starting=True)
+        self.wait_for(self._healthy, "the api-server")
+        # Meanwhile the scheduler and the triggerer start (start_workers) and the DAG is parsed.
+        self._warming = threading.Thread(target=self._warm_execution_api, daemon=True)
+        self._warming.start()
+
+    def start_workers(self) -> None:
+        """Second half of `start()`: the scheduler and the triggerer, then wait for the `unpause`
+        DAGs to be parsed and unpause them. They run tasks and triggers, which report to the
+        api-server's execution API and call AWS, so they start only once the api-server answers (a
+        task started before it answers fails, e.g. a retry the scheduler runs at once after a
+        restart) and, in a deployment, once AWS (the emulator) is up."""
+        for name in ("scheduler", "triggerer"):
+            self.start_component(name, starting=True)
+        for dag_id in self.unpause:
+            self.wait_for(lambda d=dag_id: self.session("admin").get(
+                f"{self.url}/api/v2/dags/{d}", timeout=10).status_code == 200, f"the {dag_id} DAG to be parsed")
+            resp = self.session("admin").patch(f"{self.url}/api/v2/dags/{dag_id}", json={"is_paused": False},
+                                               timeout=30)
+            resp.raise_for_status()
+        if self._warming is not None:
+            self._warming.join(60)
+            self._warming = None
+
+    def _warm_execution_api(self) -> None:
+        """One request to the execution API while the other components start and the DAG is
+        parsed: its first request builds its versioned routes (Cadwyn), seconds during which the
+        api-server answers nothing; otherwise the first task's start waits for that (its request
+        times out and is retried under load)."""
+        with contextlib.suppress(requests.RequestException):
+            requests.get(f"{self.url}/execution/health", timeout=60)
+
+    def start_component(self, name: str, *, starting: bool = False) -> subprocess.Popen:
+        """Start one component (again, e.g. after `kill`) in its own process group. `starting`:
+        part of `start()`, so refused once `stop()` was called (from another thread)."""
         if name not in COMPONENTS:
             raise ValueError(f"component: {name!r} is not one of {COMPONENTS}")
         old = self.processes.get(name)
@@ -157,7 +228,9 @@ class EmbeddedAirflow:
         command = [AIRFLOW, name]
         if name == "api-server":
             command += ["--port", str(self.port), "--host", "127.0.0.1"]
-        with open(self.home / f"{name}.log", "ab") as log:
+        with self._spawn_lock, open(self.home / f"{name}.log", "ab") as log:
+            if starting and self._stopped:
+                raise EmbeddedAirflowError("stopped while starting")
             self.processes[name] = subprocess.Popen(
                 command, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop()/kill() end exactly its children
@@ -177,15 +250,38 @@ class EmbeddedAirflow:
         return {name: proc.pid for name, proc in self.processes.items() if proc.poll() is None}
 
     def stop(self) -> None:
-        for proc in self.processes.values():
+        with self._spawn_lock:  # a start in another thread starts nothing after this
+            self._stopped = True
+            migrate, self._migrate = self._migrate, None
+        if migrate is not None:  # stopped before start() waited for it
+            proc, out = migrate
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            out.close()
+        # The scheduler (and the tasks it runs), the triggerer and the dag-processor first, with
+        # STOP_GRACE_SECONDS to finish; the api-server once they are gone (their last reports go
+        # to it). The api-server and the dag-processor have nothing left to finish after a few
+        # seconds but do not always exit on SIGTERM (they took the whole grace, every time): they
+        # get SERVER_STOP_GRACE_SECONDS, then SIGKILL.
+        first = [name for name in self.processes if name != "api-server"]
+        self._terminate(first, {name: SERVER_STOP_GRACE_SECONDS if name == "dag-processor" else STOP_GRACE_SECONDS
+                                for name in first})
+        self._terminate(["api-server"], {"api-server": SERVER_STOP_GRACE_SECONDS})
+
+    def _terminate(self, names: list[str], grace: dict[str, float]) -> None:
+        """SIGTERM the `names` components' process groups at once; SIGKILL each after its grace."""
+        procs = {name: self.processes[name] for name in names if name in self.processes}
+        for proc in procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.processes.values():
+        start = time.monotonic()
+        for name, proc in sorted(procs.items(), key=lambda item: grace[item[0]]):
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.1, start + grace[name] - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
 
     def __enter__(self) -> EmbeddedAirflow:
@@ -199,7 +295,8 @@ class EmbeddedAirflow:
     def _healthy(self) -> bool:
         return requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).status_code == 200
 
-    def wait_for(self, check: Callable[[], Any], what: str, timeout: float | None = None) -> Any:
+    def wait_for(self, check: Callable[[], Any], what: str, timeout: float | None = None,
+                 poll: float = 0.2) -> Any:
         deadline = time.monotonic() + (timeout or self.startup_seconds)
         last: Any = None
         while time.monotonic() < deadline:
@@ -213,7 +310,7 @@ class EmbeddedAirflow:
                     return last
             except requests.RequestException as exc:
                 last = exc
-            time.sleep(1)
+            time.sleep(poll)
         raise EmbeddedAirflowError(f"timed out waiting for {what} (last: {last!r})\n{self.logs()}")
 
     def token(self, user: str) -> str:
