@@ -100,12 +100,17 @@ def test_parse_event_reads_the_aws_sample_and_ignores_the_rest() -> None:
 
 def test_emulator_publishes_what_gt_publishes(env: LocalGroundTruth) -> None:
     name = create_job(env, "published")
-    env.wait_idle()
+    # Until the job has ended (wait_idle joins for 30 s at most: not enough on a loaded CI machine).
+    sagemaker = env.client("sagemaker")
+    deadline = time.time() + 180
+    while sagemaker.describe_labeling_job(LabelingJobName=name)["LabelingJobStatus"] != "Completed":
+        assert time.time() < deadline, "the job did not complete"
+        time.sleep(0.5)
     sqs = env.client("sqs")
     assert env.events_queue_url == f"{env.endpoint_url}/{LOCAL_ACCOUNT_ID}/{EVENTS_QUEUE_NAME}"
     assert env.env()["SMGT_EVENTS_QUEUE_URL"] == env.events_queue_url
     mine: list[dict[str, Any]] = []
-    deadline = time.time() + 10
+    deadline = time.time() + 60  # the publisher thread puts it on the bus right after the change
     while not mine and time.time() < deadline:
         for message in sqs.receive_message(QueueUrl=env.events_queue_url, MaxNumberOfMessages=10,
                                            WaitTimeSeconds=1, VisibilityTimeout=0).get("Messages", []):
