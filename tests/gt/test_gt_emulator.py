@@ -101,6 +101,8 @@ def test_level_one_then_audit_end_to_end(env: LocalGroundTruth) -> None:
     name = unique("veh")
     config = jobs_for(env, name)
     parent, audit = config.labelingJobs
+    # Still running when the sensor first looks, however loaded the machine: the sensor must defer.
+    env.set_faults({"delay_jobs": [{"pattern": name, "seconds": 10}]})
 
     request = request_for(env, parent, config.batchId, env.demo["manifest_uri"], parent.labelCategoryConfigS3Uri)
     created = CreateLabelingJobOperator(task_id="create", request=request).execute({})
