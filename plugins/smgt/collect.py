@@ -42,10 +42,14 @@ def gt_hook(settings: Any) -> Any:
     return LabelingJobHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
 
 
+def _level_group(ti: Any) -> str:
+    """The level's task group ("level_<n>") of a task of a job group."""
+    return ti.task_id.rsplit(".job.", 1)[0]
+
+
 def job_plan(ti: Any) -> dict[str, Any]:
     """This job's spec from its level's plan_jobs (the mapped group's arguments)."""
-    group = ti.task_id.rsplit(".job.", 1)[0]  # "level_<n>"
-    return (ti.xcom_pull(task_ids=f"{group}.plan_jobs") or [])[ti.map_index]
+    return (ti.xcom_pull(task_ids=f"{_level_group(ti)}.plan_jobs") or [])[ti.map_index]
 
 
 class CollectOutputOperator(BaseOperator):
@@ -80,17 +84,19 @@ class CollectOutputOperator(BaseOperator):
             return result
         ti = context["ti"]
         spec = job_plan(ti)
-        _job_quality_report(ti, settings, result, spec)
+        risk = _job_quality_report(ti, settings, result, spec)
         gate = ((spec["job"].get("qa") or {}).get("gate"))
         if not gate:
             return result
-        return self._gate(context, result=result, round_number=1, manifest_uri=result["outputManifestS3Uri"], rounds=[])
+        return self._gate(context, result=result, round_number=1, manifest_uri=result["outputManifestS3Uri"],
+                          rounds=[], risk=risk)
 
     # -- the QA gate's rounds --------------------------------------------------------------------
 
     def _gate(self, context: Any, *, result: dict[str, Any], round_number: int, manifest_uri: str,
-              rounds: list[dict[str, Any]]) -> dict[str, Any]:
-        """Score `manifest_uri` (the job's output as corrected so far) and start the next round, or finish."""
+              rounds: list[dict[str, Any]], risk: Any = None) -> dict[str, Any]:
+        """Score `manifest_uri` (the job's output as corrected so far) and start the next round, or finish.
+        `risk`: its scores when already computed (round 1: the quality report's, of the same output)."""
         from smgt.batch import JOB_RUNNING
         from smgt.gt.hooks import labeling_job_summary
         from smgt.qa import score_job_output
@@ -101,8 +107,9 @@ class CollectOutputOperator(BaseOperator):
         settings = get_settings()
         storage = s3_storage(settings)
         job, gate = self._job(context)
-        risk = score_job_output(storage, manifest_uri, job.label_attribute, job_name=self.job_name,
-                                count_rules=job.qa.frameAttributeCounts if job.qa else None)
+        if risk is None:
+            risk = score_job_output(storage, manifest_uri, job.label_attribute, job_name=self.job_name,
+                                    count_rules=job.qa.frameAttributeCounts if job.qa else None)
         sent_back = gate_failures(risk, min_risk=gate.minRisk, max_flagged_percent=gate.maxFlaggedPercent)
         if not sent_back or round_number > gate.maxRounds:
             return self._finish(context, result, manifest_uri, rounds, gate, sent_back)
@@ -238,21 +245,22 @@ def _rework_into_report(ti: Any, rework: dict[str, Any]) -> None:
         log.exception("adding the re-work rounds to the quality report of %s failed", ti.task_id)
 
 
-def _job_quality_report(ti: Any, settings: Any, result: dict[str, Any], spec: dict[str, Any]) -> None:
-    """Write a completed job's quality report; push its summary (or the error) as XCom `quality_report`.
+def _job_quality_report(ti: Any, settings: Any, result: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """Write a completed job's quality report; push its summary (or the error) as XCom `quality_report`;
+    return the JobRisk it scored (None when it failed).
 
     A report that cannot be made is logged and recorded there as `error`: it never fails the job or
     the batch.
     """
     from smgt.config import LabelingJobConfig
-    from smgt.qa.report import report_summary, write_job_report
+    from smgt.qa.report import report_summary, write_job_report_and_risk
 
     try:
-        group = ti.task_id.rsplit(".job.", 1)[0]  # "level_<n>"
+        group = _level_group(ti)
         level = int(group.split("_", 1)[1])
         job = LabelingJobConfig.model_validate(spec["job"])
         sampling = ti.xcom_pull(task_ids=f"{group}.job.prepare_input", key="sampling", map_indexes=ti.map_index)
-        report = write_job_report(
+        report, risk = write_job_report_and_risk(
             s3_storage(settings),
             job_name=result["jobName"],
             job_level=level,
@@ -263,7 +271,9 @@ def _job_quality_report(ti: Any, settings: Any, result: dict[str, Any], spec: di
             count_rules=job.qa.frameAttributeCounts if job.qa else None,
         )
         ti.xcom_push(key=QUALITY_XCOM_KEY, value=report_summary(report))
+        return risk
     except Exception as error:  # the report is an extra: the batch goes on without it
         log.exception("quality report of job %s failed", result.get("jobName"))
         ti.xcom_push(key=QUALITY_XCOM_KEY, value={"jobName": result.get("jobName"),
                                                   "error": f"{type(error).__name__}: {error}"[:500]})
+        return None

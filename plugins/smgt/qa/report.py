@@ -366,11 +366,16 @@ def add_thumbnails(storage: Storage | Any, report: dict[str, Any], risk: JobRisk
 
 def write_job_report(storage: Storage | Any, **kwargs: Any) -> dict[str, Any]:
     """Build (`build_job_report` arguments), draw the thumbnails, write the JSON; return the report."""
+    return write_job_report_and_risk(storage, **kwargs)[0]
+
+
+def write_job_report_and_risk(storage: Storage | Any, **kwargs: Any) -> tuple[dict[str, Any], JobRisk]:
+    """`write_job_report`, also returning the JobRisk the report was built from (a QA gate reuses it)."""
     storage = as_storage(storage)
     report, risk = build_job_report(storage, **kwargs)
     add_thumbnails(storage, report, risk)
     storage.write_json(report["reportS3Uri"], report)
-    return report
+    return report, risk
 
 
 def report_summary(report: Mapping[str, Any]) -> dict[str, Any]:
