@@ -112,15 +112,22 @@ class Storage:
             self._s3 = boto3.client("s3")
         return self._s3
 
+    @contextmanager
+    def _s3_body(self, uri: str) -> Iterator[Any]:
+        """The streaming body of an S3 object, closed on leaving (an abandoned generator reading it
+        must not keep the HTTP connection busy)."""
+        bucket, key = parse_s3_uri(uri)
+        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            yield body
+        finally:
+            body.close()
+
     def iter_lines(self, uri: str) -> Iterator[bytes]:
         """Lines of an object without their line ending, streamed."""
         if is_s3_uri(uri):
-            bucket, key = parse_s3_uri(uri)
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-            try:
+            with self._s3_body(uri) as body:
                 yield from body.iter_lines(chunk_size=READ_CHUNK)
-            finally:
-                body.close()  # an abandoned generator must not keep the HTTP connection busy
         else:
             with open(_local_path(uri), "rb", buffering=READ_CHUNK) as f:
                 for line in f:
@@ -129,12 +136,8 @@ class Storage:
     def iter_chunks(self, uri: str) -> Iterator[bytes]:
         """The raw bytes of an object in pieces of at most READ_CHUNK, streamed (no line splitting)."""
         if is_s3_uri(uri):
-            bucket, key = parse_s3_uri(uri)
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-            try:
+            with self._s3_body(uri) as body:
                 yield from body.iter_chunks(chunk_size=READ_CHUNK)
-            finally:
-                body.close()
         else:
             with open(_local_path(uri), "rb", buffering=0) as f:
                 while chunk := f.read(READ_CHUNK):
@@ -591,7 +594,8 @@ def _has_key(buf: bytes, p: int, q: int, key: bytes, from_end: bool) -> bool:
 _RECORD_ENTRY = b'{"line":%d,"source-ref":%b}\n'
 
 
-def _json_line(obj: Any) -> bytes:
+def json_line(obj: Any) -> bytes:
+    """One manifest line: compact JSON and a newline."""
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
@@ -766,7 +770,7 @@ def _sample_frames(
             sampled_ref = join_uri(sequences_prefix, f"{number:06d}-{source_ref.rsplit('/', 1)[-1]}")
             storage.write_json(sampled_ref, sampled)
             obj["source-ref"] = sampled_ref
-            out.write(_json_line(obj))
+            out.write(json_line(obj))
 
             n_in, n_out = len(sequence["frames"]), len(sampled["frames"])
             entry = {
@@ -779,7 +783,7 @@ def _sample_frames(
             }
             if targeted is not None:
                 entry.update(targeted)
-            record.write(_json_line(entry))
+            record.write(json_line(entry))
             summary.lines_in += 1
             summary.lines_out += 1
             frames_in += n_in
@@ -895,7 +899,7 @@ def _keep_line(out: Any, record: Any, summary: SamplingSummary, line: bytes, ent
     """Write a kept line (its original bytes: the parent's annotations stay untouched) and its
     sampling record entry; the first `summary_limit` entries also go to the summary."""
     out.write(line + b"\n")
-    record.write(_json_line(entry))
+    record.write(json_line(entry))
     summary.lines_out += 1
     if len(summary.samples) < summary_limit:
         summary.samples.append(entry)

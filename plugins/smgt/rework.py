@@ -23,14 +23,13 @@ gate, so a retried task writes the same files and adopts the same adjustment job
 from __future__ import annotations
 
 import copy
-import json
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from smgt.batch import batch_prefix, job_files_and_request, job_inputs_prefix
 from smgt.config import InputConfig, LabelingJobConfig, rework_job_name, rework_label_attribute
-from smgt.manifests import ManifestError, Storage, join_uri, parent_uri, seq_label_frames
+from smgt.manifests import ManifestError, Storage, join_uri, json_line, parent_uri, seq_label_frames
 from smgt.qa.gate import SentBack
 from smgt.qa.job import iter_output_lines, seq_label_list
 from smgt.registry import MediaKind
@@ -88,7 +87,7 @@ def build_rework_manifest(storage: Storage, manifest_uri: str, out_manifest_uri:
                 obj["source-ref"] = join_uri(sequences, f"{number:06d}-{source_ref.rsplit('/', 1)[-1]}")
                 storage.write_json(obj["source-ref"], cut)
                 frames_out += len(frames)
-            out.write(_json_line(obj))
+            out.write(json_line(obj))
             lines += 1
     if lines != len(wanted):
         raise ManifestError(f"{manifest_uri}: has {lines} of the {len(wanted)} lines sent back for re-work")
@@ -142,7 +141,7 @@ def merge_rework(storage: Storage, *, manifest_uri: str, label_attribute: str, r
             elif new:
                 replaced += _merge_line(storage, obj, new, label_attribute, rework_attribute,
                                         join_uri(labels, f"{number:06d}-SeqLabel.json"))
-            out.write(_json_line(obj))
+            out.write(json_line(obj))
     return {"linesReworked": len(sent) - len(not_reworked), "framesReplaced": replaced, "notReworked": not_reworked}
 
 
@@ -216,10 +215,6 @@ def _with_class_ids(frame: Mapping[str, Any], to_base: Mapping[str, str]) -> dic
             if isinstance(item, dict) and "class-id" in item:
                 item["class-id"] = to_base.get(str(item["class-id"]), str(item["class-id"]))
     return out
-
-
-def _json_line(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
 def sent_back_summary(sent_back: Iterable[SentBack], limit: int) -> dict[str, Any]:
