@@ -112,8 +112,11 @@ def test_emulator_publishes_what_gt_publishes(env: LocalGroundTruth) -> None:
     mine: list[dict[str, Any]] = []
     deadline = time.time() + 60  # the publisher thread puts it on the bus right after the change
     while not mine and time.time() < deadline:
+        # Others' events are hidden for a while so each receive reads further: moto's backends are
+        # per process, so this queue also holds the unread events of every emulator an earlier test
+        # module of this pytest run started (with VisibilityTimeout=0 the same first 10 came back).
         for message in sqs.receive_message(QueueUrl=env.events_queue_url, MaxNumberOfMessages=10,
-                                           WaitTimeSeconds=1, VisibilityTimeout=0).get("Messages", []):
+                                           WaitTimeSeconds=1, VisibilityTimeout=120).get("Messages", []):
             body = json.loads(message["Body"])
             if body["resources"] == [env.jobs.get(name).arn]:
                 mine.append(body)
