@@ -672,3 +672,22 @@ def test_s3_lines_split_like_iter_lines(s3, tmp_path, monkeypatch, chunk):
     assert s3.get_object(Bucket="labels", Key="s/input.manifest")["Body"].read() == b"".join(
         line + b"\n" for _, line in expected)
     assert sampled.lines_out == len(expected) == 30
+
+
+def test_local_writes_remake_a_folder_removed_after_the_first_write(tmp_path):
+    """Storage remembers the folders it made (one makedirs per folder, not per file); a folder
+    removed behind its back is made again, not a FileNotFoundError."""
+    import shutil
+
+    storage = Storage()
+    target = tmp_path / "out" / "sequences"
+    storage.write_json(str(target / "a.json"), {"n": 1})
+    shutil.rmtree(tmp_path / "out")
+    storage.write_json(str(target / "b.json"), {"text": "é"})
+    with storage.open_write(str(tmp_path / "other" / "c.manifest")) as f:
+        f.write(manifests.json_line({"source-ref": "s3://b/é.jpg"}))
+    assert json.loads((target / "b.json").read_bytes()) == {"text": "é"}
+    assert not (target / "a.json").exists()
+    assert (tmp_path / "other" / "c.manifest").read_bytes() == '{"source-ref":"s3://b/é.jpg"}\n'.encode()
+    # Only the finished files: no temporary part left behind.
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["b.json", "c.manifest"]
