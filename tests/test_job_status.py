@@ -35,15 +35,15 @@ def jobs(detail: dict[str, Any], level: str = "firstLevel") -> dict[str, dict[st
 def test_a_job_is_pending_until_gt_answered_its_create() -> None:
     created = {"LabelingJobName": f"{BATCH}-vehicle", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
     snap = snapshot(
-        {(f"{GROUP}.prepare_input", 0): "success", (f"{GROUP}.create_job", 0): "success",
-         (f"{GROUP}.wait_for_job", 0): "deferred", (f"{GROUP}.prepare_input", 1): "running"},
+        {(f"{GROUP}.create_job", 0): "success", (f"{GROUP}.wait_for_job", 0): "deferred",
+         (f"{GROUP}.create_job", 1): "running"},
         {(f"{GROUP}.create_job", 0, "return_value"): created},
     )
     detail = describe_batch(snap)
     level1 = jobs(detail)
     assert level1["vehicle"]["batchStatus"] == "WAIT_FOR_SMGT_RESPONSE" and "statusMessage" not in level1["vehicle"]
     assert level1["lane"]["batchStatus"] == "PENDING"
-    assert level1["lane"]["statusMessage"] == "not created yet: preparing its input"
+    assert level1["lane"]["statusMessage"] == "not created yet: preparing its input and calling CreateLabelingJob"
     assert detail["firstLevel"]["status"] == "IN_PROGRESS"
     second = jobs(detail, "secondLevel")
     assert {j["batchStatus"] for j in second.values()} == {"PENDING"}
@@ -55,15 +55,23 @@ def test_a_job_is_pending_until_gt_answered_its_create() -> None:
 def test_a_create_being_retried_says_so_with_gts_words() -> None:
     error = {"operation": "CreateLabelingJob", "code": "ThrottlingException",
              "message": "ThrottlingException: Rate exceeded", "retryable": True}
-    snap = snapshot({(f"{GROUP}.prepare_input", 0): "success", (f"{GROUP}.create_job", 0): "up_for_retry",
-                     (f"{GROUP}.prepare_input", 1): "success", (f"{GROUP}.create_job", 1): "running"},
+    snap = snapshot({(f"{GROUP}.create_job", 0): "up_for_retry", (f"{GROUP}.create_job", 1): "running"},
                     {(f"{GROUP}.create_job", 0, "error"): error})
     level1 = jobs(describe_batch(snap))
     assert level1["vehicle"]["batchStatus"] == "PENDING"
     assert level1["vehicle"]["statusMessage"] == (
         "not created yet: CreateLabelingJob failed (ThrottlingException: Rate exceeded); it will be retried")
-    assert level1["lane"]["statusMessage"] == "not created yet: calling CreateLabelingJob"
+    assert level1["lane"]["statusMessage"] == "not created yet: preparing its input and calling CreateLabelingJob"
     assert batch_status(snap) == "IN_PROGRESS"
+
+
+def test_an_input_being_prepared_again_says_why() -> None:
+    """create_job prepares the input first: its error says which half failed."""
+    error = {"operation": "prepare_input", "code": "ConnectTimeoutError",
+             "message": "ConnectTimeoutError: Connect timeout on endpoint URL", "retryable": True}
+    snap = snapshot({(f"{GROUP}.create_job", 0): "up_for_retry"}, {(f"{GROUP}.create_job", 0, "error"): error})
+    assert jobs(describe_batch(snap))["vehicle"]["statusMessage"] == (
+        "not created yet: preparing its input failed (ConnectTimeoutError: Connect timeout on endpoint URL); retrying")
 
 
 def test_a_refused_create_fails_the_job_and_the_batch_at_once_naming_job_and_message() -> None:
@@ -71,10 +79,8 @@ def test_a_refused_create_fails_the_job_and_the_batch_at_once_naming_job_and_mes
              "message": "ValidationException: Cannot read the input manifest", "retryable": False}
     created = {"LabelingJobName": f"{BATCH}-lane", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
     snap = snapshot(
-        {(f"{GROUP}.prepare_input", 0): "success", (f"{GROUP}.create_job", 0): "failed",
-         (f"{GROUP}.wait_for_job", 0): "upstream_failed", (f"{GROUP}.collect_output", 0): "upstream_failed",
-         (f"{GROUP}.prepare_input", 1): "success", (f"{GROUP}.create_job", 1): "success",
-         (f"{GROUP}.wait_for_job", 1): "deferred"},
+        {(f"{GROUP}.create_job", 0): "failed", (f"{GROUP}.wait_for_job", 0): "upstream_failed",
+         (f"{GROUP}.create_job", 1): "success", (f"{GROUP}.wait_for_job", 1): "deferred"},
         {(f"{GROUP}.create_job", 0, "error"): error, (f"{GROUP}.create_job", 1, "return_value"): created},
     )
     detail = describe_batch(snap)
@@ -114,7 +120,7 @@ def test_a_job_that_ended_failed_in_gt_keeps_gts_reason() -> None:
 
 
 def test_a_level_without_jobs_has_nothing_to_do() -> None:
-    running = describe_batch(snapshot({(f"{GROUP}.prepare_input", 0): "running"}))
+    running = describe_batch(snapshot({(f"{GROUP}.create_job", 0): "running"}))
     ended = describe_batch(snapshot({}, run_state="success"))
     for detail in (running, ended):
         assert detail["thirdLevel"] == {"status": "COMPLETE", "numChildBatches": 0, "numChildBatchesComplete": 0,

@@ -136,10 +136,10 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
         else:
             group = f"{level_group_id(level)}.job"
             tasks = snapshot.tasks_of_job(level, index)
-            prepared = {k: snapshot.xcom(f"{group}.prepare_input", index, k)
+            prepared = {k: snapshot.xcom(f"{group}.create_job", index, k)
                         for k in ("inputManifestS3Uri", "labelCategoryS3Uri", "downSamplingRate", "sampling")}
             created = snapshot.xcom(f"{group}.create_job", index) or {}
-            collected = snapshot.xcom(f"{group}.collect_output", index) or {}
+            collected = snapshot.xcom(f"{group}.wait_for_job", index) or {}
             row["levelStarted"] = True
             row["inputS3Uri"] = prepared["inputManifestS3Uri"] or row["inputS3Uri"]
             row["labelCategoryS3Uri"] = prepared["labelCategoryS3Uri"] or row["labelCategoryS3Uri"]
@@ -150,8 +150,8 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             row["outputS3Uri"] = collected.get("outputManifestS3Uri") or created.get("OutputManifestS3Uri")
             row["workforce"] = collected.get("workforce") or created.get("Workforce")
             errors = {task: snapshot.xcom(f"{group}.{task}", index, ERROR_XCOM_KEY)
-                      for task in ("prepare_input", "create_job", "wait_for_job", "collect_output")}
-            rework = collected.get("rework") or snapshot.xcom(f"{group}.collect_output", index, REWORK_XCOM_KEY)
+                      for task in ("create_job", "wait_for_job")}
+            rework = collected.get("rework") or snapshot.xcom(f"{group}.wait_for_job", index, REWORK_XCOM_KEY)
             if isinstance(rework, dict):  # without the resume state (sent-back line numbers)
                 row["rework"] = {**rework, "rounds": [{k: v for k, v in r.items() if k != "sentBackLines"}
                                                       for r in rework.get("rounds") or []]}
@@ -160,7 +160,7 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             if collected:
                 row["status"] = collected.get("status", JOB_COMPLETE)
                 row["labelCounters"] = collected.get("labelCounters")
-                quality = snapshot.xcom(f"{group}.collect_output", index, QUALITY_XCOM_KEY)
+                quality = snapshot.xcom(f"{group}.wait_for_job", index, QUALITY_XCOM_KEY)
                 if isinstance(quality, dict):
                     row["qualityReport"] = quality
             elif any(state in FAILED_STATES for state in tasks.values()):
@@ -168,7 +168,7 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
                 failed = next((t for t in errors if tasks.get(t) == "failed" and errors[t]), None)
                 if failed is None:
                     row["failureReason"] = "a task of this job failed; see its log"
-                elif failed == "wait_for_job":  # the sensor's message already says how the job ended
+                elif errors[failed].get("operation") == "wait_for_job":  # says how the job ended
                     row["failureReason"] = errors[failed]["message"]
                 else:
                     row["failureReason"] = f"{errors[failed].get('operation', failed)} failed: {errors[failed]['message']}"
@@ -190,16 +190,14 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
 
 def _not_created_yet(tasks: dict[str, str], errors: dict[str, Any]) -> str:
     """Why a job of a level that has begun has no GT job yet (PENDING's statusMessage)."""
-    create, prepare = tasks.get("create_job"), tasks.get("prepare_input")
+    create = tasks.get("create_job")
     error = errors.get("create_job") or {}
+    if create == "up_for_retry" and error.get("operation") == "prepare_input":
+        return f"not created yet: preparing its input failed ({error.get('message')}); retrying"
     if create == "up_for_retry" and error:
         return f"not created yet: CreateLabelingJob failed ({error.get('message')}); it will be retried"
     if create in ACTIVE_STATES:
-        return "not created yet: calling CreateLabelingJob"
-    if prepare == "up_for_retry" and errors.get("prepare_input"):
-        return f"not created yet: preparing its input failed ({errors['prepare_input'].get('message')}); retrying"
-    if prepare in ACTIVE_STATES or prepare == "success":
-        return "not created yet: preparing its input"
+        return "not created yet: preparing its input and calling CreateLabelingJob"
     return "not created yet: its level has begun"
 
 
@@ -347,9 +345,9 @@ def started_job_names(snapshot: BatchSnapshot) -> list[str]:
             continue
         group = task_id.removesuffix(".plan_jobs") + ".job"
         for index, spec in enumerate(plans or []):
-            if snapshot.xcom(f"{group}.collect_output", index) is None:
+            if snapshot.xcom(f"{group}.wait_for_job", index) is None:
                 names.append(spec["job_name"])
-                rework = snapshot.xcom(f"{group}.collect_output", index, REWORK_XCOM_KEY) or {}
+                rework = snapshot.xcom(f"{group}.wait_for_job", index, REWORK_XCOM_KEY) or {}
                 names.extend(r["jobName"] for r in rework.get("rounds") or [] if r.get("status") == JOB_RUNNING)
     return names
 

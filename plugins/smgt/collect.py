@@ -1,13 +1,15 @@
-"""CollectOutputOperator: the last task of a labeling job's group in a batch DAG.
+"""CollectOutputSensor: the last task of a labeling job's group in a batch DAG (`wait_for_job`).
 
-It collects the completed job's result (output manifest, label counters) for later levels and
-batch/show, writes the job's quality report, and runs the job's QA gate (`qa.gate` / `qaGates`):
-while data objects fail the gate and rounds remain, it creates a re-work adjustment job on their
-high-risk frames (smgt.rework), defers to `LabelingJobTrigger` until that job ends (no worker slot
-is held, as for `wait_for_job`), merges its labels into the job's effective output and scores that
-again. The result's `effectiveOutputManifestS3Uri` is what later levels chain from; `rework` (also
-the XCom `rework`, updated before each wait) lists the rounds, their jobs and why each data object
-was sent back.
+It waits for the labeling job to end as `LabelingJobSensor` does (deferred to the triggerer, no
+worker slot held), and in the same task, when the job completed, collects its result (output
+manifest, label counters) for later levels and batch/show, writes the job's quality report, and
+runs the job's QA gate (`qa.gate` / `qaGates`): while data objects fail the gate and rounds remain,
+it creates a re-work adjustment job on their high-risk frames (smgt.rework), defers to
+`LabelingJobTrigger` again until that job ends, merges its labels into the job's effective output
+and scores that again. The result's `effectiveOutputManifestS3Uri` is what later levels chain from;
+`rework` (also the XCom `rework`, updated before each wait) lists the rounds, their jobs and why
+each data object was sent back. Waiting and collecting in one task saves a task start per job
+(issue 13).
 
 Module-level imports stay light (DAG files import this at parse time); the work imports lazily.
 """
@@ -18,10 +20,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from smgt.gt.sensors import LabelingJobSensor
 
-QUALITY_XCOM_KEY = "quality_report"  # collect_output: the job's report summary; finalize_batch: the batch's
-REWORK_XCOM_KEY = "rework"  # collect_output: the QA gate's rounds so far (batch/show)
+QUALITY_XCOM_KEY = "quality_report"  # wait_for_job: the job's report summary; finalize_batch: the batch's
+REWORK_XCOM_KEY = "rework"  # wait_for_job: the QA gate's rounds so far (batch/show)
 SENT_BACK_XCOM_LIMIT = 20  # sent-back objects per round kept in XCom; sent-back.json on S3 has all
 
 log = logging.getLogger(__name__)
@@ -52,29 +54,33 @@ def job_plan(ti: Any) -> dict[str, Any]:
     return (ti.xcom_pull(task_ids=f"{_level_group(ti)}.plan_jobs") or [])[ti.map_index]
 
 
-class CollectOutputOperator(BaseOperator):
+class CollectOutputSensor(LabelingJobSensor):
     """
-    Collect a completed labeling job's output; run its QA gate's re-work rounds.
+    Wait for a labeling job to end (:class:`~smgt.gt.sensors.LabelingJobSensor`), then collect its
+    output and run its QA gate's re-work rounds.
 
     Returns (XCom) the job's result (`smgt.batch.collected_result`) plus, for a job with a QA gate,
     ``rework`` ({"gate", "rounds": [{round, jobName, status, objectsSentBack, framesSentBack,
     sentBack, ...}], "stillFlagged"}) and, when a round ran, ``effectiveOutputManifestS3Uri``.
 
-    A re-work job that fails or is stopped fails the task with GT's reason (no retry can change it);
-    the batch then ends INTERNAL_ERROR naming it. Retrying the task is safe: every round's files go
-    to fixed keys and its job is adopted (`LabelingJobHook.create_labeling_job`).
+    Waiting fails as the sensor's does (GT's FailureReason, XCom ``error``). A re-work job that fails
+    or is stopped fails the task with GT's reason (no retry can change it); the batch then ends
+    INTERNAL_ERROR naming it. Retrying the task is safe: it finds the job ended at its first look,
+    every round's files go to fixed keys and its job is adopted (`LabelingJobHook.create_labeling_job`).
 
-    :param job_name: The labeling job's name. (templated)
+    Takes the sensor's parameters (``job_name`` is templated).
     """
 
-    template_fields: Sequence[str] = ("job_name",)
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, job_name: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
-
     def execute(self, context: Any) -> dict[str, Any]:
+        return self._collect(context, super().execute(context))
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._collect(context, super().execute_complete(context, event))
+
+    def _collect(self, context: Any, summary: dict[str, Any]) -> dict[str, Any]:
+        """The job completed (the sensor raised otherwise; `summary` is its final summary)."""
         from smgt.batch import JOB_COMPLETE, collected_result
         from smgt.settings import get_settings
 
@@ -259,7 +265,7 @@ def _job_quality_report(ti: Any, settings: Any, result: dict[str, Any], spec: di
         group = _level_group(ti)
         level = int(group.split("_", 1)[1])
         job = LabelingJobConfig.model_validate(spec["job"])
-        sampling = ti.xcom_pull(task_ids=f"{group}.job.prepare_input", key="sampling", map_indexes=ti.map_index)
+        sampling = ti.xcom_pull(task_ids=f"{group}.job.create_job", key="sampling", map_indexes=ti.map_index)
         report, risk = write_job_report_and_risk(
             s3_storage(settings),
             job_name=result["jobName"],
