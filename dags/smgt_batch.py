@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import get_current_context, task
 
-from smgt.dag_factory import RESOLVE_TASK_ID, batch_params, build_batch_dag
+from smgt.dag_factory import RESOLVE_TASK_ID, batch_params, build_batch_dag, skip_unused_tasks
 from smgt.settings import get_settings
 
 
@@ -59,7 +59,7 @@ def resolve_batch() -> dict:
     except ValueError as exc:  # the run id is neither the batchId nor generated
         record_rejection([str(exc)])
         raise AirflowFailException(str(exc)) from exc
-    return config.to_conf()
+    return skip_unused_tasks(ti, config)
 
 
 dag = build_batch_dag(

@@ -1,8 +1,10 @@
 """Wiring of a batch DAG: shared by `smgt_batch` (conf-triggered) and the recurring batch DAGs.
 
     resolve_batch
-      -> level_1: plan_jobs -> job[jobName] (prepare_input -> create_job -> wait_for_job -> collect_output)
-                 (collect_output also writes the job's quality report and runs its QA gate's re-work rounds)
+      -> level_1: plan_jobs -> job[jobName] (create_job -> wait_for_job)
+                 (create_job prepares the job's input, then creates it; wait_for_job, a deferrable
+                 sensor, then collects its output, writes its quality report and runs its QA gate's
+                 re-work rounds: two tasks per job, each start costs seconds)
       -> level_2: down_sampling_rate (HITL, skipped when every rate is given) -> plan_jobs -> job[...]
       -> level_3: ...
       -> finalize_batch (always runs: COMPLETE or INTERNAL_ERROR, SNS message, fails the run on error)
@@ -24,9 +26,8 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 from airflow.sdk.definitions.taskgroup import TaskGroup
 
-from smgt.collect import QUALITY_XCOM_KEY, REWORK_XCOM_KEY, CollectOutputOperator, gt_hook, s3_storage
-from smgt.gt.operators import CreateLabelingJobOperator
-from smgt.gt.sensors import LabelingJobSensor
+from smgt.collect import QUALITY_XCOM_KEY, REWORK_XCOM_KEY, CollectOutputSensor, gt_hook, s3_storage
+from smgt.create_job import PrepareAndCreateLabelingJobOperator
 from smgt.metadata import RATE_PARAM, DownSamplingRateOperator
 from smgt.settings import get_settings
 
@@ -39,11 +40,51 @@ def level_group_id(level: int) -> str:
 
 
 def collect_task_id(level: int) -> str:
-    return f"{level_group_id(level)}.job.collect_output"
+    """The task that waits for a job of `level` and collects its output (XCom: its result)."""
+    return f"{level_group_id(level)}.job.wait_for_job"
+
+
+def create_task_id(level: int) -> str:
+    """The task that prepares a job of `level`'s input and creates it (XCom: the created job)."""
+    return f"{level_group_id(level)}.job.create_job"
 
 
 def plan_task_id(level: int) -> str:
     return f"{level_group_id(level)}.plan_jobs"
+
+
+def unused_task_ids(config: Any, dag_task_ids: set[str]) -> list[str]:
+    """Tasks of a batch DAG that `config` (a BatchConfig) never needs: the rate prompt of a level
+    whose chained jobs all carry their own rate, and the prompt and plan of a level without jobs
+    (the third level of a two-level batch). Skipped by resolve_batch, they never start a process."""
+    from smgt.batch import level_needs_rate
+    from smgt.metadata import RATE_TASK_ID
+
+    levels = {job.jobLevel for job in config.labelingJobs}
+    unused = []
+    for task_id in sorted(dag_task_ids):
+        group, _, name = task_id.partition(".")
+        if not group.startswith("level_") or name not in (RATE_TASK_ID, "plan_jobs"):
+            continue
+        level = int(group.removeprefix("level_"))
+        if level not in levels or (name == RATE_TASK_ID and not level_needs_rate(config, level)):
+            unused.append(task_id)
+    return unused
+
+
+def skip_unused_tasks(ti: Any, config: Any) -> dict[str, Any]:
+    """resolve_batch's return: the batch conf; the tasks `config` does not need are skipped at once
+    (Airflow's skip of downstream tasks: the task's own success plus their state, in one call), so
+    a two-level batch with its rates does not start the prompt and plan tasks it would skip anyway."""
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    conf = config.to_conf()
+    unused = unused_task_ids(config, set(ti.task.dag.task_ids))
+    if not unused:
+        return conf
+    # Raising skips the return-value push: push it first.
+    ti.xcom_push(key="return_value", value=conf)
+    raise DownstreamTasksSkipped(tasks=unused)
 
 
 def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], list[str]]:
@@ -54,7 +95,7 @@ def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], lis
 
 
 def _collected(ti: Any, level: int) -> list[dict[str, Any]]:
-    """collect_output results of one level (a mapped task: one XCom per completed job)."""
+    """Collected results of one level (a mapped task: one XCom per completed job)."""
     pulled = ti.xcom_pull(task_ids=collect_task_id(level))
     return [pulled] if isinstance(pulled, dict) else [r for r in (pulled or []) if r]
 
@@ -65,12 +106,9 @@ def _job_errors(ti: Any, level: int, plans: list[dict[str, Any]]) -> dict[str, s
 
     errors: dict[str, str] = {}
     for index, spec in enumerate(plans):
-        for task_id in ("create_job", "prepare_input"):
-            record = ti.xcom_pull(task_ids=f"{level_group_id(level)}.job.{task_id}", key=ERROR_XCOM_KEY,
-                                  map_indexes=index)
-            if isinstance(record, dict) and record.get("message"):
-                errors[spec["job_name"].lower()] = f"{record.get('operation', task_id)} failed: {record['message']}"
-                break
+        record = ti.xcom_pull(task_ids=create_task_id(level), key=ERROR_XCOM_KEY, map_indexes=index)
+        if isinstance(record, dict) and record.get("message"):
+            errors[spec["job_name"].lower()] = f"{record.get('operation', 'create_job')} failed: {record['message']}"
     return errors
 
 
@@ -111,62 +149,23 @@ def plan_jobs(level: int) -> list[dict[str, Any]]:
     return plan_level(config, level, finished=finished, posted_rate=posted_rate)
 
 
-@task(multiple_outputs=True, map_index_template="{{ task.op_kwargs['job_name'] }}")
-def prepare_input(
-    batch_id: str, job_name: str, job: dict, parent: dict | None, rate: float | None
-) -> dict[str, Any]:
-    """Chained input manifest (down-sampled), audit category config, UI template; the GT request.
-
-    Fails fast (no retries) when no retry can help: a parent output that is not a usable manifest,
-    a request that cannot be built, or S3 answering NoSuchKey / AccessDenied. The error is left in
-    XCom (`error`) for batch/show.
-    """
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from smgt.batch import prepare_job_input
-    from smgt.gt.hooks import gt_error_message, is_non_retryable
-    from smgt.gt.operators import push_error
-    from smgt.gt.requests import RequestBuildError
-    from smgt.manifests import ManifestError
-
-    settings = get_settings()
-    spec = {"batch_id": batch_id, "job_name": job_name, "job": job, "parent": parent, "rate": rate}
-    try:
-        return prepare_job_input(spec, settings=settings, storage=s3_storage(settings))
-    except Exception as error:
-        context = get_current_context()
-        push_error(context, error, operation="prepare_input")
-        if isinstance(error, ManifestError | RequestBuildError) or is_non_retryable(error):
-            raise AirflowFailException(
-                f"job {job_name}: its input cannot be prepared: {gt_error_message(error)}"
-            ) from error
-        raise
-
-
 @task_group(group_id="job")
 def labeling_job(batch_id: str, job_name: str, job: dict, parent: dict | None, rate: float | None) -> Any:
-    prepared = prepare_input(batch_id=batch_id, job_name=job_name, job=job, parent=parent, rate=rate)
-    created = CreateLabelingJobOperator(
-        task_id="create_job",
-        request=prepared["request"],
-        map_index_template="{{ task.request['LabelingJobName'] }}",
+    created = PrepareAndCreateLabelingJobOperator(
+        task_id="create_job", batch_id=batch_id, job_name=job_name, job=job, parent=parent, rate=rate,
+        map_index_template="{{ task.job_name }}",
     )
-    waited = LabelingJobSensor(
+    waited = CollectOutputSensor(
         task_id="wait_for_job",
         job_name=job_name,
         # Waiting can take days: always in the triggerer, never holding a worker slot, whatever
-        # [operators] default_deferrable says (Airflow ships it False).
+        # [operators] default_deferrable says (Airflow ships it False). Its QA gate's re-work
+        # rounds wait there too.
         deferrable=True,
         map_index_template="{{ task.job_name }}",
     )
-    collected = CollectOutputOperator(
-        task_id="collect_output",
-        job_name=job_name,
-        # Its QA gate's re-work rounds wait for their adjustment jobs in the triggerer too.
-        map_index_template="{{ task.job_name }}",
-    )
-    created >> waited >> collected
-    return collected
+    created >> waited
+    return waited
 
 
 @task(task_id=FINALIZE_TASK_ID, trigger_rule="all_done")
@@ -276,9 +275,16 @@ def build_batch_dag(
             "retry_exponential_backoff": True,
         },
     ) as dag:
-        upstream: Any = resolve()
+        resolved: Any = resolve()
+        groups: list[Any] = []  # every level's job groups so far
         for level in range(1, levels + 1):
+            # A level waits for every earlier level directly, not only through the one before or
+            # its rate prompt: resolve_batch skips the prompts and plans a batch does not need
+            # (skip_unused_tasks), and a skipped task must not let the next one start early.
+            earlier = groups or [resolved]
             with TaskGroup(level_group_id(level)):
+                specs = plan_jobs(level)
+                earlier >> specs
                 if level in rate_prompt_levels:
                     gate = DownSamplingRateOperator(
                         task_id="down_sampling_rate",
@@ -289,12 +295,9 @@ def build_batch_dag(
                         # whether to ask (or parks the prompt) must not fail the batch; a retry
                         # decides again and, if the rate is still needed, asks again.
                     )
-                    upstream >> gate
-                    upstream = gate
-                specs = plan_jobs(level)
-                upstream >> specs
-                upstream = labeling_job.expand_kwargs(specs)
-        upstream >> finalize_batch(levels)
+                    earlier >> gate >> specs
+                groups.append(labeling_job.expand_kwargs(specs))
+        groups >> finalize_batch(levels)
     return dag
 
 

@@ -128,7 +128,8 @@ def test_a_create_gt_refuses_fails_at_once_and_the_batch_says_why(stack, fixture
         assert len(failed) == 1 and failed[0]["try_number"] == 1 and failed[0]["max_tries"] >= 1
 
         page = admin.get(stack.api("ui"), timeout=60).text
-        section = page.split(batch_id, 1)[1].split("</table>")[0]
+        # This batch's rows only: up to the next batch's header row (other tests' batches follow it).
+        section = page.split(f'id="batch-{batch_id}"', 1)[1].split("</table>")[0].split('<tr><th colspan="7"')[0]
         assert gt_message in section and "not started" not in section
     finally:
         # Stop the batch (its sibling would label for 10 minutes) and clear the faults.

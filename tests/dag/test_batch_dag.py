@@ -100,7 +100,10 @@ def test_batch_with_every_rate_given_never_waits(emulator, batch_dag):
     run = batch_dag.test(run_conf=nb_conf(emulator, batch_id, rate=100))
     assert run.state == "success"
     snapshot = snapshot_of(batch_id)
-    assert snapshot.ti_states[("level_2.down_sampling_rate", -1)] == "skipped"
+    # resolve_batch skipped what this two-level batch with its rates never needs: those tasks never ran.
+    for task_id in ("level_2.down_sampling_rate", "level_3.down_sampling_rate", "level_3.plan_jobs"):
+        assert snapshot.ti_states[(task_id, -1)] == "skipped", task_id
+        assert _ti(snapshot, task_id).try_number == 0, task_id  # never queued
     detail = batch_status.describe_batch(snapshot)
     for entry in detail["secondLevel"]["jobLevels"]:
         lines = s3_lines(emulator, entry["jobInputS3Uri"])
@@ -152,9 +155,13 @@ def test_three_levels_own_manifest_at_level_two_and_an_empty_level(emulator, bat
         ],
     }
     assert batch_dag.test(run_conf=conf).state == "success"
-    detail = batch_status.describe_batch(snapshot_of(batch_id))
+    snapshot = snapshot_of(batch_id)
+    detail = batch_status.describe_batch(snapshot)
     assert detail["secondLevel"]["numChildBatches"] == 0
     assert detail["thirdLevel"]["numChildBatchesComplete"] == 1
+    # Level 2's plan was skipped at once, yet level 3 waited for level 1 (it chains from its output).
+    assert snapshot.ti_states[("level_2.plan_jobs", -1)] == "skipped"
+    assert _started(snapshot, "level_3.plan_jobs") >= _ended(snapshot, "level_1.job.wait_for_job", 0)
 
 
 def test_failed_job_stops_its_chain_sibling_completes_batch_internal_error(emulator, batch_dag):
@@ -213,3 +220,23 @@ def test_job_name_taken_by_another_batch_rejected_before_anything_is_created(emu
     snapshot = snapshot_of(batch_id)
     assert batch_status.batch_status(snapshot) == "VALIDATION_FAIL"
     assert gt_job_names(emulator, batch_id) == [f"{batch_id}-lane"]  # nothing of this batch was created
+
+
+def _started(snapshot, task_id: str, map_index: int = -1):
+    return _ti(snapshot, task_id, map_index).start_date
+
+
+def _ended(snapshot, task_id: str, map_index: int = -1):
+    return _ti(snapshot, task_id, map_index).end_date
+
+
+def _ti(snapshot, task_id: str, map_index: int = -1):
+    """A task instance of the snapshot's run, from the metadata DB."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=snapshot.dag_id, run_id=snapshot.run_id,
+                                                   task_id=task_id, map_index=map_index).one()
+        session.expunge(ti)
+        return ti
