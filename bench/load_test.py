@@ -3,6 +3,10 @@
     .venv/bin/python bench/load_test.py                  # starts its own stack, 50 batches, then down
     .venv/bin/python bench/load_test.py --batches 10 --job-seconds 60
     .venv/bin/python bench/load_test.py --stack-dir .smgt/stack --keep   # reuse a stack already up
+    .venv/bin/python bench/load_test.py --batches 20 --before 99c09ae   # that commit first, same load
+
+`--before REV` first runs the load test of commit REV (a temporary git worktree using this venv, its
+own stack started and stopped), then this one, and prints both drains side by side.
 
 Every batch is the notebook's (2 level-1 jobs, 2 audit jobs, rates given), created through the
 plugin API. The emulator holds every job InProgress for --job-seconds (fault `delay_jobs`), so all
@@ -59,7 +63,29 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="leave the stack up afterwards")
     p.add_argument("--prefix", default="lt")
     p.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    p.add_argument("--before", help="first run the same load test at this git revision (own stack)")
     return p.parse_args()
+
+
+def run_before(rev: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The summary of bench/load_test.py at `rev`, run in a temporary worktree with this venv."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="load-before-"))
+    tree = tmp / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True, capture_output=True)
+    try:
+        (tree / ".venv").symlink_to(ROOT / ".venv")
+        argv = [sys.executable, str(tree / "bench" / "load_test.py"), "--batches", str(args.batches),
+                "--job-seconds", str(args.job_seconds), "--poke-interval", str(args.poke_interval),
+                "--worker-concurrency", str(args.worker_concurrency), "--sample", str(args.sample),
+                "--timeout", str(args.timeout), "--prefix", "ltb", "--out", str(tmp / "out")]
+        print(f"=== before: bench/load_test.py at {rev} ===", flush=True)
+        subprocess.run(argv, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree / "plugins")}, check=False)
+        outputs = sorted((tmp / "out").glob("load_*.json"))
+        return json.loads(outputs[-1].read_text())["summary"] if outputs else {}
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False, capture_output=True)
 
 
 def stack_env(state: Path, args: argparse.Namespace) -> dict[str, str]:
@@ -139,6 +165,9 @@ def sample(stack: Stack, prefix: str, t0: float) -> dict[str, Any]:
 
 def main() -> int:
     args = parse_args()
+    before = run_before(args.before, args) if args.before else None
+    if before is not None:
+        print("=== after: the working tree ===", flush=True)
     own = args.stack_dir is None
     state = Path(args.stack_dir) if args.stack_dir else ROOT / ".smgt" / "stack-bench"
     env = stack_env(state, args)
@@ -235,6 +264,14 @@ def main() -> int:
         path.write_text(json.dumps({"summary": result, "samples": samples}, indent=1) + "\n")
         print(json.dumps(result, indent=2))
         print(f"samples and summary: {path}")
+        if before is not None:
+            keys = ("drain_s", "drained", "batch_statuses", "gt_jobs_created", "gt_job_names_unique",
+                    "max_ti_running", "describe_total")
+            print(f"\n{'':<22}{'before ' + args.before:>28}{'after':>28}")
+            for key in keys:
+                print(f"{key:<22}{json.dumps(before.get(key)):>28}{json.dumps(result.get(key)):>28}")
+            if before.get("drain_s") and result.get("drain_s"):
+                print(f"drain after / before = {result['drain_s'] / before['drain_s']:.2f}")
         if own and not args.keep:
             subprocess.run([str(SCRIPT), "down"], env=env, check=False)
     return 0 if result.get("drained") and result.get("batch_statuses") == {"COMPLETE": args.batches} else 1

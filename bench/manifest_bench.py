@@ -13,13 +13,16 @@ Two workloads are generated in a temporary folder (deleted afterwards unless --k
 - frames: a video output manifest of `--videos` lines, each with its own sequence file of
           `--frames` frames, down-sampled on frames (one new sequence file per line).
 
-For each, four approaches run in their own subprocess, one after the other:
+For each, five approaches run in their own subprocess, one after the other:
   (a) read:   the floor, through the same Storage: lines: stream the manifest's lines
               (Storage.iter_lines) without parsing them; frames: also json.loads every line and
               read every sequence file (Storage.read_json), i.e. read + parse;
   (p) before: build_chained_manifest of the previous smgt/manifests.py (`--before-ref`, loaded from
               git into a temporary module), at --rate;
   (b) ours:   smgt.manifests.build_chained_manifest at --rate;
+  (w) read+write: (a) plus writing what a down-sampling must write and nothing else: lines: every
+              other line's bytes to one file; frames: each sequence file's bytes to a new file (a
+              floor for (b), which also samples, checks and encodes);
   (c) whole:  read every line into a list, random.sample, write the chosen (frames: also hold
               every sequence file in memory), as the reference solution does.
 (p) and (b) write to the same path, and the bench checks that they wrote the same bytes (manifest,
@@ -61,8 +64,9 @@ from smgt.registry import MediaKind  # noqa: E402
 
 MB = 1 << 20
 BEFORE_REF = "43c5af6"  # smgt/manifests.py before line sampling walked bytes (issue 13)
-MODES = ("read", "before", "ours", "whole")
-LABELS = {"read": "(a) read", "before": "(p) before", "ours": "(b) ours", "whole": "(c) whole-file"}
+MODES = ("read", "write", "before", "ours", "whole")
+LABELS = {"read": "(a) read", "write": "(w) read+write", "before": "(p) before", "ours": "(b) ours",
+          "whole": "(c) whole-file"}
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -168,6 +172,26 @@ def run_read(src: str, frames: bool) -> None:
         storage.read_json(json.loads(line)["source-ref"])
 
 
+def run_read_write(src: str, out: str, frames: bool) -> None:
+    """(w): (a) plus writing what a down-sampling must write, with nothing else: lines: every other
+    line's bytes to one file; frames: each sequence file's bytes to a new file (plain open/write)."""
+    if not frames:
+        with open(src, "rb") as f, open(out, "wb") as dest:
+            keep = False
+            for line in f:
+                if keep:
+                    dest.write(line)
+                keep = not keep
+        return
+    folder = Path(out).parent / "sequences"
+    folder.mkdir(exist_ok=True)
+    for number, line in enumerate(Storage().iter_lines(src)):
+        with open(json.loads(line)["source-ref"], "rb") as f:
+            data = f.read()
+        json.loads(data)
+        (folder / f"{number:06d}.json").write_bytes(data)
+
+
 def run_build(module: Any, src: str, out: str, rate: float, frames: bool) -> None:
     """build_chained_manifest of `module` (ours: smgt.manifests; before: the previous version)."""
     module.build_chained_manifest(
@@ -260,6 +284,8 @@ def worker(args: argparse.Namespace) -> None:
     start, start_cpu = time.perf_counter(), time.process_time()
     if args.worker == "read":
         run_read(args.src, frames)
+    elif args.worker == "write":
+        run_read_write(args.src, args.out, frames)
     elif args.worker in ("ours", "before"):
         run_build(module, args.src, args.out, args.rate, frames)
     else:
@@ -368,7 +394,7 @@ def main() -> None:
                 )
         print()
         for workload in ("lines", "frames"):
-            a, p, b, c = (results[workload, m] for m in MODES)
+            a, w, p, b, c = (results[workload, m] for m in MODES)
             p_incr, b_incr, c_incr = (r["incr_kb"] / 1024 for r in (p, b, c))
             floor = "plain read" if workload == "lines" else "read + parse"
             digests = p["digests"] | b["digests"]
@@ -378,7 +404,9 @@ def main() -> None:
                 f"CPU {b['cpu'] / a['cpu']:.2f}x), "
                 f"before (p)/(a) = {p['seconds'] / a['seconds']:.2f}x, (p)/(b) = {p['seconds'] / b['seconds']:.1f}x "
                 f"faster, (c)/(b) = {c['seconds'] / b['seconds']:.2f}x; RSS increment (b) = {b_incr:.1f} MB "
-                f"(target < 64 MB), (p) = {p_incr:.1f} MB, (c) = {c_incr:.1f} MB; outputs of (p) and (b): {same}"
+                f"(target < 64 MB), (p) = {p_incr:.1f} MB, (c) = {c_incr:.1f} MB; outputs of (p) and (b): {same}; "
+                f"the read+write floor (w) is {w['seconds'] / a['seconds']:.2f}x the {floor}, (b)/(w) = "
+                f"{b['seconds'] / w['seconds']:.2f}x"
             )
     finally:
         if args.keep:

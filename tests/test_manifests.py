@@ -691,3 +691,22 @@ def test_local_writes_remake_a_folder_removed_after_the_first_write(tmp_path):
     assert (tmp_path / "other" / "c.manifest").read_bytes() == '{"source-ref":"s3://b/é.jpg"}\n'.encode()
     # Only the finished files: no temporary part left behind.
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["b.json", "c.manifest"]
+
+
+def test_non_atomic_json_writes_create_new_files_and_replace_existing_ones_atomically(tmp_path, monkeypatch):
+    """A down-sampling's sequence files: a new file is written under its name; one that exists (a
+    retry, perhaps being read, or a partial file a crash left) is replaced through a temporary file."""
+    storage = Storage()
+    fresh, existing = tmp_path / "seq" / "a.json", tmp_path / "seq" / "b.json"
+    existing.parent.mkdir()
+    existing.write_bytes(b'{"frames": [')  # what a crash mid-write leaves
+    replaced: list[str] = []
+    real_open_write = Storage.open_write
+    monkeypatch.setattr(Storage, "open_write", lambda self, uri: replaced.append(uri) or real_open_write(self, uri))
+    storage.write_json(str(fresh), {"frames": [1]}, atomic=False)
+    storage.write_json(str(existing), {"frames": [2]}, atomic=False)
+    storage.write_json(str(tmp_path / "new-folder" / "c.json"), {"frames": [3]}, atomic=False)
+    assert json.loads(fresh.read_bytes()) == {"frames": [1]}
+    assert json.loads(existing.read_bytes()) == {"frames": [2]}
+    assert json.loads((tmp_path / "new-folder" / "c.json").read_bytes()) == {"frames": [3]}
+    assert replaced == [str(existing)]

@@ -173,15 +173,36 @@ class Storage:
             with open(_local_path(uri), "rb") as f:
                 return f.read(size)
 
-    def write_json(self, uri: str, obj: Any) -> None:
-        """Write `obj` as compact JSON (UTF-8) to `uri`, atomically (see open_write)."""
+    def write_json(self, uri: str, obj: Any, *, atomic: bool = True) -> None:
+        """Write `obj` as compact JSON (UTF-8) to `uri`, atomically (see open_write).
+
+        Locally, `atomic=False` creates a file that does not exist yet straight under its name: for
+        files that only count once something written atomically after them refers to them (a
+        down-sampling's sequence files, then its manifest), where a temporary name, a chmod and a
+        rename per file cost more than the write. A file that exists (a retry, which someone may be
+        reading) is still replaced atomically.
+        """
         data = _encode_json(obj)
         if is_s3_uri(uri):
             bucket, key = parse_s3_uri(uri)
             self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")
-        else:
-            with self.open_write(uri) as f:
-                f.write(data)
+            return
+        if not atomic:
+            path = _local_path(uri)
+            try:
+                try:
+                    f = open(path, "xb")  # noqa: SIM115 (closed below)
+                except FileNotFoundError:  # its folder does not exist (yet, or any more)
+                    self._local_dir(os.path.dirname(path) or ".", again=True)
+                    f = open(path, "xb")  # noqa: SIM115
+            except FileExistsError:
+                pass
+            else:
+                with f:
+                    f.write(data)
+                return
+        with self.open_write(uri) as f:
+            f.write(data)
 
     def put_file(self, local_file: str, uri: str) -> None:
         """Copy a finished local file to `uri` (S3: managed, multipart upload for large files)."""
@@ -794,7 +815,8 @@ def _sample_frames(
                 raise ManifestError(f"{src}: line {number + 1}: sequence file {source_ref}: {exc}") from None
             # The line number keeps names unique when two videos' sequence files share a base name.
             sampled_ref = join_uri(sequences_prefix, f"{number:06d}-{source_ref.rsplit('/', 1)[-1]}")
-            storage.write_json(sampled_ref, sampled)
+            # Not atomic: the manifest, renamed into place at the end, is what makes it count.
+            storage.write_json(sampled_ref, sampled, atomic=False)
             obj["source-ref"] = sampled_ref
             out.write(json_line(obj))
 
