@@ -45,6 +45,10 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGroundTruth]:
     with seaweedfs_store(tmp_path_factory.mktemp("gt-s3")) as store, LocalGroundTruth(
             port=0, task_seconds=0.05, seed=5, settings=Settings(), s3=store) as emulator:
         emulator.demo = emulator.upload_demo_data(n_frames=2)
+        # moto's backends are per process: this queue still holds the unread events of every emulator
+        # an earlier test module of this pytest run started (up to a hundred batches' jobs). A fresh
+        # emulator process starts with an empty queue; so does this module.
+        emulator.client("sqs").purge_queue(QueueUrl=emulator.events_queue_url)
         yield emulator
 
 
@@ -112,9 +116,7 @@ def test_emulator_publishes_what_gt_publishes(env: LocalGroundTruth) -> None:
     mine: list[dict[str, Any]] = []
     deadline = time.time() + 60  # the publisher thread puts it on the bus right after the change
     while not mine and time.time() < deadline:
-        # Others' events are hidden for a while so each receive reads further: moto's backends are
-        # per process, so this queue also holds the unread events of every emulator an earlier test
-        # module of this pytest run started (with VisibilityTimeout=0 the same first 10 came back).
+        # Others' events (if any) are hidden for a while, so each receive reads further.
         for message in sqs.receive_message(QueueUrl=env.events_queue_url, MaxNumberOfMessages=10,
                                            WaitTimeSeconds=1, VisibilityTimeout=120).get("Messages", []):
             body = json.loads(message["Body"])
