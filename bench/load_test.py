@@ -26,6 +26,10 @@ at once (100 triggers) while worker slots in use were 0 at that sample; triggere
 poll plus first poke and completion), peak 280/min incl. 200 name checks at create time; drain
 1735 s, bound by the 8 Celery slots running ~1,400 short tasks (each task process parses the DAG
 file, 1.5 s idle / ~4 s under load).
+Measured 2026-11-30 (same machine, 50 batches, --job-seconds 90, --before 99c09ae): drain 1214.9 s
+with four tasks per job, 740.0 s with two (create_job, wait_for_job) and the unused prompt and level
+tasks skipped; 200 distinct GT jobs both times. The quality report inside each wait_for_job is now
+the largest per-job cost.
 """
 
 from __future__ import annotations
