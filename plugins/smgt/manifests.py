@@ -30,18 +30,20 @@ import os
 import random
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import groupby
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 import msgspec
 
 from smgt.config import parse_s3_uri
 from smgt.registry import MediaKind
 from smgt.sequences import build_sequence, manifest_line
+
+_T = TypeVar("_T")
 
 # 1 MiB reads: large enough that per-chunk overhead vanishes, small enough to keep memory flat.
 READ_CHUNK = 1 << 20
@@ -190,11 +192,7 @@ class Storage:
         if not atomic:
             path = _local_path(uri)
             try:
-                try:
-                    f = open(path, "xb")  # noqa: SIM115 (closed below)
-                except FileNotFoundError:  # its folder does not exist (yet, or any more)
-                    self._local_dir(os.path.dirname(path) or ".", again=True)
-                    f = open(path, "xb")  # noqa: SIM115
+                f = self._in_local_dir(os.path.dirname(path) or ".", lambda: open(path, "xb"))  # noqa: SIM115
             except FileExistsError:
                 pass
             else:
@@ -211,12 +209,7 @@ class Storage:
             self.s3.upload_file(local_file, bucket, key)
         else:
             dest = _local_path(uri)
-            self._local_dir(os.path.dirname(dest) or ".")
-            try:
-                os.replace(local_file, dest)
-            except FileNotFoundError:  # the folder was removed since it was made
-                self._local_dir(os.path.dirname(dest) or ".", again=True)
-                os.replace(local_file, dest)
+            self._in_local_dir(os.path.dirname(dest) or ".", lambda: os.replace(local_file, dest))
 
     def _local_dir(self, path: str, *, again: bool = False) -> str:
         """`path`, made (with its parents) unless this Storage already made or found it."""
@@ -225,6 +218,16 @@ class Storage:
             self._made_dirs.add(path)
         return path
 
+    def _in_local_dir(self, folder: str, action: Callable[[], _T]) -> _T:
+        """`action()`, which makes an entry in the local `folder`: the folder is made first unless this
+        Storage made or found it; removed behind our back since, it is made again and `action` retried."""
+        self._local_dir(folder)
+        try:
+            return action()
+        except FileNotFoundError:
+            self._local_dir(folder, again=True)
+            return action()
+
     @contextmanager
     def open_write(self, uri: str) -> Iterator[IO[bytes]]:
         """A binary file to write `uri` through; it appears at `uri` only if the block succeeds.
@@ -232,14 +235,12 @@ class Storage:
         Locally the temporary file sits in the destination folder so the final rename is atomic;
         for S3 it sits in `tmp_dir` (system default) and is uploaded, then deleted.
         """
-        if is_s3_uri(uri):
-            tmp_parent = self.tmp_dir
-        else:
-            tmp_parent = self._local_dir(os.path.dirname(_local_path(uri)) or ".")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".smgt-", suffix=".part", dir=tmp_parent)
-        except FileNotFoundError:  # a local folder removed since it was made
-            fd, tmp = tempfile.mkstemp(prefix=".smgt-", suffix=".part", dir=self._local_dir(tmp_parent, again=True))
+        tmp_parent = self.tmp_dir if is_s3_uri(uri) else (os.path.dirname(_local_path(uri)) or ".")
+
+        def make_temporary() -> tuple[int, str]:
+            return tempfile.mkstemp(prefix=".smgt-", suffix=".part", dir=tmp_parent)
+
+        fd, tmp = make_temporary() if tmp_parent is None else self._in_local_dir(tmp_parent, make_temporary)
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would otherwise stick to the renamed local file
         try:
             with os.fdopen(fd, "wb", buffering=READ_CHUNK) as f:
