@@ -62,13 +62,14 @@ def unused_task_ids(config: Any, dag_task_ids: set[str]) -> list[str]:
 
     levels = {job.jobLevel for job in config.labelingJobs}
     unused = []
-    for task_id in sorted(dag_task_ids):
-        group, _, name = task_id.partition(".")
-        if not group.startswith("level_") or name not in (RATE_TASK_ID, "plan_jobs"):
-            continue
-        level = int(group.removeprefix("level_"))
-        if level not in levels or (name == RATE_TASK_ID and not level_needs_rate(config, level)):
-            unused.append(task_id)
+    level = 1
+    while plan_task_id(level) in dag_task_ids:  # the DAG's levels
+        rate_task_id = f"{level_group_id(level)}.{RATE_TASK_ID}"
+        if rate_task_id in dag_task_ids and (level not in levels or not level_needs_rate(config, level)):
+            unused.append(rate_task_id)
+        if level not in levels:
+            unused.append(plan_task_id(level))
+        level += 1
     return unused
 
 
