@@ -37,6 +37,13 @@ PASSWORDS = {"admin": "admin-pass", "user": "user-pass", "viewer": "viewer-pass"
 # the dag-processor (see stop()).
 STOP_GRACE_SECONDS = 15.0
 SERVER_STOP_GRACE_SECONDS = 3.0
+# What every component's sqlite3 connection waits for another component's write lock before it
+# fails with "database is locked" (Python's default is 5 s). On a loaded 2-core machine a restarted
+# scheduler starting the queued tasks held it longer than that, and the api-server answered the
+# unpause and a task's start with HTTP 500. Airflow imports these ([database]
+# sql_alchemy_connect_args and _async); aiosqlite passes `timeout` on to sqlite3.connect.
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
+SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
 
 
 class EmbeddedAirflowError(RuntimeError):
@@ -95,6 +102,8 @@ class EmbeddedAirflow:
                 # scheduled runs that compete for the machine.
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "smgt.embedded.SQLITE_CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "smgt.embedded.SQLITE_CONNECT_ARGS_ASYNC",
                 "AIRFLOW__CORE__AUTH_MANAGER": (
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
                 ),
@@ -200,14 +209,18 @@ class EmbeddedAirflow:
         for name in ("scheduler", "triggerer"):
             self.start_component(name, starting=True)
         for dag_id in self.unpause:
-            self.wait_for(lambda d=dag_id: self.session("admin").get(
-                f"{self.url}/api/v2/dags/{d}", timeout=10).status_code == 200, f"the {dag_id} DAG to be parsed")
-            resp = self.session("admin").patch(f"{self.url}/api/v2/dags/{dag_id}", json={"is_paused": False},
-                                               timeout=30)
-            resp.raise_for_status()
+            dag = self.wait_for(lambda d=dag_id: self._dag(d), f"the {dag_id} DAG to be parsed")
+            if dag["is_paused"]:  # a restart finds it unpaused: no write while the scheduler starts tasks
+                resp = self.session("admin").patch(f"{self.url}/api/v2/dags/{dag_id}", json={"is_paused": False},
+                                                   timeout=90)
+                resp.raise_for_status()
         if self._warming is not None:
             self._warming.join(60)
             self._warming = None
+
+    def _dag(self, dag_id: str) -> dict[str, Any] | None:
+        resp = self.session("admin").get(f"{self.url}/api/v2/dags/{dag_id}", timeout=10)
+        return resp.json() if resp.status_code == 200 else None
 
     def _warm_execution_api(self) -> None:
         """One request to the execution API while the other components start and the DAG is

@@ -35,7 +35,8 @@ class Up:
             self.proc = subprocess.Popen([sys.executable, "-m", "smgt.up", "--simulated", "--task-seconds", "5", "--any-ports",
                                           "--state-dir", str(state_dir), *args], stdout=out, stderr=subprocess.STDOUT,
                                          env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
-        self.text = wait_until("the deployment to be up", self._printed, timeout=300, poll=1)
+        # retry_errors=False: an up.sh that exited fails the test at once, with its output.
+        self.text = wait_until("the deployment to be up", self._printed, timeout=300, poll=1, retry_errors=False)
         self.airflow = self._value("Airflow")
         self.password = self.text.split(f"{self.airflow}   login admin / ", 1)[1].split()[0]
         self.http = requests.Session()
