@@ -245,3 +245,21 @@ def test_frame_risk_sums_findings_and_serialises():
     assert risks[4].risk == pytest.approx(sum(f.score for f in risks[4].findings))
     as_dict = risks[4].to_dict()
     assert as_dict["frame"] == "000005.jpg" and as_dict["findings"][0]["signal"] == DEGENERATE
+
+
+def test_theil_sen_is_scipys_theilslopes():
+    import random
+
+    from scipy.stats import theilslopes
+
+    from smgt.qa.geometry import theil_sen
+
+    assert theil_sen([1, 3, 5, 7, 100], [0, 1, 2, 3, 4]) == pytest.approx((2.0, 1.0))  # the outlier moves nothing
+    rng = random.Random(7)
+    for n in (3, 20, 401):
+        x = [rng.randint(0, 50) for _ in range(n)]  # repeated x, as box rows repeat
+        y = [0.5 * v + rng.gauss(0, 3) for v in x]
+        slope, intercept, _, _ = theilslopes(y, x)
+        assert theil_sen(y, x) == pytest.approx((slope, intercept), rel=1e-12, abs=1e-12)
+    with pytest.raises(ValueError, match="every x is the same"):
+        theil_sen([1, 2, 3], [4, 4, 4])

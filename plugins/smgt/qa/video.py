@@ -17,7 +17,6 @@ Output: a list of `Finding`s (see model.py), grouped per frame by `score_sequenc
 from __future__ import annotations
 
 import math
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from .geometry import (
     point_distance,
     shape_distance,
     shape_problem,
+    theil_sen,
 )
 from .model import (
     BORDER,
@@ -81,8 +81,8 @@ BORDER_TOUCH_PX = 1.0
 BORDER_MARGIN_PX = 8.0
 # Scale vs image row: objects standing on the ground seen by one camera have a box height that grows
 # linearly with the row of their bottom edge (the ground-plane constraint of single-view geometry,
-# Hoiem, Efros & Hebert, "Putting Objects in Perspective", CVPR 2006). Fitted per label with scipy's
-# Theil-Sen estimator (robust to the outliers sought) on at most SCALE_FIT_POINTS boxes; used only when
+# Hoiem, Efros & Hebert, "Putting Objects in Perspective", CVPR 2006). Fitted per label with the
+# Theil-Sen estimator (geometry.theil_sen) (robust to the outliers sought) on at most SCALE_FIT_POINTS boxes; used only when
 # the label has SCALE_MIN_BOXES boxes, the fit rises with the row and explains heights within
 # SCALE_MAX_SPREAD (MAD of ln(height / predicted)); a box off by more than max(ln 1.25, 3 MAD) is flagged.
 SCALE_MIN_BOXES, SCALE_FIT_POINTS, SCALE_MAX_SPREAD, SCALE_MIN_LOG = 20, 400, 0.15, math.log(1.25)
@@ -387,8 +387,6 @@ def _track_findings(tracks: dict[str, list[_Item]], by_frame: list[list[_Item]],
 
 def _scale_findings(by_frame: list[list[_Item]]) -> list[Finding]:
     """Boxes whose height breaks their label's height-vs-row relation in this sequence (see SCALE_*)."""
-    from scipy.stats import theilslopes
-
     by_label: dict[str | None, list[_Item]] = defaultdict(list)
     for items in by_frame:
         for item in items:
@@ -403,9 +401,7 @@ def _scale_findings(by_frame: list[list[_Item]]) -> list[Finding]:
         rows = [i.box[1] + i.box[3] for i in sample]  # type: ignore[index]
         if len(set(rows)) < 3:
             continue  # every box on the same rows: nothing to fit
-        with warnings.catch_warnings():  # its confidence interval warns on small samples; unused here
-            warnings.simplefilter("ignore", RuntimeWarning)
-            slope, intercept, _, _ = theilslopes([i.box[3] for i in sample], rows)  # type: ignore[index]
+        slope, intercept = theil_sen([i.box[3] for i in sample], rows)  # type: ignore[index]
         if not slope > 0:
             continue
 
