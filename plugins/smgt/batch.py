@@ -283,10 +283,16 @@ def job_files_and_request(job: LabelingJobConfig, *, batch_id: str, settings: Se
 
 
 def collected_result(description: Mapping[str, Any]) -> dict[str, Any]:
-    """The per-job result a finished job leaves in XCom (read by later levels and batch show)."""
+    """The per-job result a finished job leaves in XCom (read by later levels and batch show), from
+    its DescribeLabelingJob response."""
     from smgt.gt.hooks import labeling_job_summary
 
-    summary = labeling_job_summary(dict(description))
+    return result_of_summary(labeling_job_summary(dict(description)))
+
+
+def result_of_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """`collected_result` from a job's summary (`smgt.gt.hooks.labeling_job_summary`, what
+    LabelingJobSensor returns)."""
     return {
         "jobName": summary["LabelingJobName"],
         "status": GT_STATUS_TO_JOB_STATUS.get(summary["LabelingJobStatus"], JOB_RUNNING),

@@ -81,11 +81,11 @@ class CollectOutputSensor(LabelingJobSensor):
 
     def _collect(self, context: Any, summary: dict[str, Any]) -> dict[str, Any]:
         """The job completed (the sensor raised otherwise; `summary` is its final summary)."""
-        from smgt.batch import JOB_COMPLETE, collected_result
+        from smgt.batch import JOB_COMPLETE, result_of_summary
         from smgt.settings import get_settings
 
         settings = get_settings()
-        result = collected_result(gt_hook(settings).describe_labeling_job(self.job_name))
+        result = result_of_summary(summary)  # the sensor's last DescribeLabelingJob: no second call
         if result.get("status") != JOB_COMPLETE or not result.get("outputManifestS3Uri"):
             return result
         ti = context["ti"]

@@ -69,7 +69,7 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
     ``Initializing``, ``InProgress`` and ``Stopping`` keep waiting, ``Completed`` succeeds, and
     ``Failed`` or ``Stopped`` fail the task with GT's ``FailureReason``. Returns (and pushes as
     XCom) the final job summary: ``LabelingJobName``, ``LabelingJobArn``, ``LabelingJobStatus``,
-    ``LabelCounters``, ``OutputManifestS3Uri``.
+    ``LabelCounters``, ``OutputManifestS3Uri`` and, when known, ``Workforce``.
 
     Killing the task (``on_kill`` when poking, the trigger's ``on_kill`` when deferred) stops the
     labeling job unless ``stop_job_on_kill`` is False.
@@ -228,6 +228,7 @@ _SUMMARY_KEYS = (
     "LabelCounters",
     "OutputManifestS3Uri",
     "FailureReason",
+    "Workforce",
 )
 
 
