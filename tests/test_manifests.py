@@ -710,3 +710,26 @@ def test_non_atomic_json_writes_create_new_files_and_replace_existing_ones_atomi
     assert json.loads(existing.read_bytes()) == {"frames": [2]}
     assert json.loads((tmp_path / "new-folder" / "c.json").read_bytes()) == {"frames": [3]}
     assert replaced == [str(existing)]
+
+
+@pytest.mark.parametrize("data", [
+    b'{"frames": [{"frame-no": 1, "frame": "a.jpg", "unix-timestamp": 1.7e9}], "n": 12345678901234567890123}',
+    b'{"a": 1, "a": 2}',  # the last duplicate wins, as json.loads has it
+    '{"name": "caf\u00e9"}'.encode(),
+    b'\xef\xbb\xbf{"bom": true}',  # msgspec refuses these three; json.loads reads them
+    b'{"a": NaN}',
+    '{"utf16": 1}'.encode("utf-16"),
+])
+def test_decode_json_reads_what_json_loads_reads(data: bytes):
+    decoded = manifests.decode_json(data)
+    expected = json.loads(data)
+    assert decoded == expected or (math.isnan(decoded["a"]) and math.isnan(expected["a"]))
+
+
+def test_decode_json_refuses_with_json_loads_message(tmp_path: Path):
+    with pytest.raises(json.JSONDecodeError, match="Expecting"):
+        manifests.decode_json(b'{"a": ')
+    bad = tmp_path / "seq.json"
+    bad.write_bytes(b'{"frames": [1,')
+    with pytest.raises(ManifestError, match="seq.json: not valid JSON"):
+        Storage().read_json(str(bad))
