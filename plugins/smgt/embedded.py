@@ -36,7 +36,7 @@ PASSWORDS = {"admin": "admin-pass", "user": "user-pass", "viewer": "viewer-pass"
 # stop(): seconds the scheduler and the triggerer get to exit after SIGTERM, and the api-server and
 # the dag-processor (see stop()).
 STOP_GRACE_SECONDS = 15.0
-SERVER_STOP_GRACE_SECONDS = 3.0
+SERVER_STOP_GRACE_SECONDS = 1.0
 # What every component's sqlite3 connection waits for another component's write lock before it
 # fails with "database is locked" (Python's default is 5 s). On a loaded 2-core machine a restarted
 # scheduler starting the queued tasks held it longer than that, and the api-server answered the
@@ -274,9 +274,10 @@ class EmbeddedAirflow:
             out.close()
         # The scheduler (and the tasks it runs), the triggerer and the dag-processor first, with
         # STOP_GRACE_SECONDS to finish; the api-server once they are gone (their last reports go
-        # to it). The api-server and the dag-processor have nothing left to finish after a few
-        # seconds but do not always exit on SIGTERM (they took the whole grace, every time): they
-        # get SERVER_STOP_GRACE_SECONDS, then SIGKILL.
+        # to it). The api-server and the dag-processor have nothing left to finish then: uvicorn
+        # shuts down in 0.1 s but the process took 1.8 s (idle) to over 3 s (the demo) to exit, and
+        # the dag-processor does not always exit on SIGTERM. They get SERVER_STOP_GRACE_SECONDS, then
+        # SIGKILL (SQLite's journal keeps the database whole either way).
         first = [name for name in self.processes if name != "api-server"]
         self._terminate(first, {name: SERVER_STOP_GRACE_SECONDS if name == "dag-processor" else STOP_GRACE_SECONDS
                                 for name in first})
