@@ -30,6 +30,11 @@ Measured 2026-11-30 (same machine, 50 batches, --job-seconds 90, --before 99c09a
 with four tasks per job, 740.0 s with two (create_job, wait_for_job) and the unused prompt and level
 tasks skipped; 200 distinct GT jobs both times. The quality report inside each wait_for_job is now
 the largest per-job cost.
+Measured 2026-11-30 later, idle machine (--before e172f44): drain 556.6 s -> 473.9 s with the report's
+scipy import gone and the job described once at completion (DescribeLabelingJob 7.0 -> 6.0 per job).
+The 800 Celery workloads (resolve, 2 plans, 2 per job plus a resume, finalize per batch) took 3,717 s
+of slot time: ~4.2 s each at 8 slots on 2 cores. Preloading the tasks' third-party imports in the
+pool processes saved 0.24 s of CPU per fork in isolation but nothing here (480 s); not kept.
 """
 
 from __future__ import annotations
