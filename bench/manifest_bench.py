@@ -16,7 +16,8 @@ Two workloads are generated in a temporary folder (deleted afterwards unless --k
 For each, five approaches run in their own subprocess, one after the other:
   (a) read:   the floor, through the same Storage: lines: stream the manifest's lines
               (Storage.iter_lines) without parsing them; frames: also json.loads every line and
-              read every sequence file (Storage.read_json), i.e. read + parse;
+              read every sequence file (Storage.read_json, msgspec's decoder since 1ce3ec7: 5000 files
+              in ~0.27 s where json.loads took ~0.75 s), i.e. read + parse;
   (p) before: build_chained_manifest of the previous smgt/manifests.py (`--before-ref`, loaded from
               git into a temporary module), at --rate;
   (b) ours:   smgt.manifests.build_chained_manifest at --rate;
