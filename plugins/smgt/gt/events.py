@@ -62,8 +62,12 @@ EVENT_PATTERN: dict[str, Any] = {"source": [SOURCE], "detail-type": [DETAIL_TYPE
 # is returned as soon as it is in the queue.
 WAIT_SECONDS = 20
 # A received message is hidden this long; the dispatcher handles it within milliseconds, so this
-# only matters when the triggerer dies between receiving and deleting it.
-VISIBILITY_TIMEOUT = 10
+# only matters when nobody handles it: the triggerer died between receiving and deleting it, or its
+# dispatcher was cancelled (the last trigger left) while a long poll was open, and SQS handed the next
+# event to that dead poll. Short, because that event waits this long for the triggerer that wants it:
+# at 10 s a CI run measured a 10.5 s hand-off. A message handled after it expired (an event loop held
+# up for seconds) is only seen twice; each copy costs a DescribeLabelingJob at most.
+VISIBILITY_TIMEOUT = 3
 # Hand-back of an event for a job this process does not wait on: visible again at once for its first
 # HANDBACK_AT_ONCE receives, while the dispatcher that handed it back pauses HANDBACK_PAUSE seconds
 # before its next ReceiveMessage (else, polling again at once, it would mostly get the message back
