@@ -41,7 +41,8 @@ SERVER_STOP_GRACE_SECONDS = 1.0
 # fails with "database is locked" (Python's default is 5 s). On a loaded 2-core machine a restarted
 # scheduler starting the queued tasks held it longer than that, and the api-server answered the
 # unpause and a task's start with HTTP 500. Airflow imports these ([database]
-# sql_alchemy_connect_args and _async); aiosqlite passes `timeout` on to sqlite3.connect.
+# sql_alchemy_connect_args and _async); aiosqlite passes `timeout` on to sqlite3.connect. Two dicts,
+# not one: Airflow adds check_same_thread to the sync engine's in place.
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
 

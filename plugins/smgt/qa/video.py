@@ -82,9 +82,10 @@ BORDER_MARGIN_PX = 8.0
 # Scale vs image row: objects standing on the ground seen by one camera have a box height that grows
 # linearly with the row of their bottom edge (the ground-plane constraint of single-view geometry,
 # Hoiem, Efros & Hebert, "Putting Objects in Perspective", CVPR 2006). Fitted per label with the
-# Theil-Sen estimator (geometry.theil_sen) (robust to the outliers sought) on at most SCALE_FIT_POINTS boxes; used only when
-# the label has SCALE_MIN_BOXES boxes, the fit rises with the row and explains heights within
-# SCALE_MAX_SPREAD (MAD of ln(height / predicted)); a box off by more than max(ln 1.25, 3 MAD) is flagged.
+# Theil-Sen estimator (geometry.theil_sen; robust to the outliers sought) on at most SCALE_FIT_POINTS
+# boxes; used only when the label has SCALE_MIN_BOXES boxes, the fit rises with the row and explains
+# heights within SCALE_MAX_SPREAD (MAD of ln(height / predicted)); a box off by more than
+# max(ln 1.25, 3 MAD) is flagged.
 SCALE_MIN_BOXES, SCALE_FIT_POINTS, SCALE_MAX_SPREAD, SCALE_MIN_LOG = 20, 400, 0.15, math.log(1.25)
 # Out of the image on a frame next to one where the same object is out too: it is entering or
 # leaving the view (MOT ground truth keeps such boxes whole), a much weaker sign than a lone one.
