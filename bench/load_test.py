@@ -140,11 +140,40 @@ def proc_usage(stack: Stack, component: str) -> dict[str, float]:
 
 _PROCS: dict[tuple[str, int], psutil.Process] = {}
 
+CPU_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "emulator", "seaweedfs")
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds (user + system, with reaped children's) used so far by each component's process
+    group, and by PostgreSQL and Redis (the machine's services, by process name). A difference of
+    two calls says where a stretch of time went: a task's processes are reaped by the worker's pool
+    processes, so their CPU stays in the count."""
+    groups: dict[int, str] = {}
+    for component in CPU_COMPONENTS:
+        with contextlib.suppress(OSError, ValueError):
+            groups[stack.pid(component)] = component
+    totals = dict.fromkeys((*CPU_COMPONENTS, "postgres", "redis"), 0.0)
+    for proc in psutil.process_iter(["name"]):
+        try:
+            name = proc.info["name"] or ""
+            component = groups.get(os.getpgid(proc.pid))
+            if component is None and name.startswith(("postgres", "redis")):
+                component = "postgres" if name.startswith("postgres") else "redis"
+            if component is None:
+                continue
+            t = proc.cpu_times()
+            totals[component] += t.user + t.system + t.children_user + t.children_system
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return {k: round(v, 1) for k, v in totals.items()}
+
 
 def sample(stack: Stack, prefix: str, t0: float) -> dict[str, Any]:
     like = f"{prefix}-%"
     ti = dict(stack.sql("select coalesce(state, 'none'), count(*) from task_instance where run_id like %s"
                         " group by 1", like))
+    ti_all = dict(stack.sql("select state, count(*) from task_instance where run_id like %s"
+                            " and state in ('success', 'failed') group by 1", like))
     running_by_task = dict(stack.sql(
         "select regexp_replace(task_id, '^.*\\.', ''), count(*) from task_instance where run_id like %s"
         " and state = 'running' group by 1", like))
@@ -155,10 +184,11 @@ def sample(stack: Stack, prefix: str, t0: float) -> dict[str, Any]:
         "t": round(time.monotonic() - t0, 1),
         "celery_active": celery_active(stack),
         "ti_running": ti.get("running", 0),
+        "ti_all": ti_all,
         "ti_queued": ti.get("queued", 0),
         "ti_deferred": ti.get("deferred", 0),
         "ti_scheduled": ti.get("scheduled", 0),
-        "sensors_running_in_worker": running_by_task.get("wait_for_job", 0),
+        "job_tasks_running_in_worker": running_by_task.get("labeling_job", 0),
         "running_by_task": running_by_task,
         "triggers": triggers,
         "runs": runs,
@@ -202,6 +232,7 @@ def main() -> int:
                     job["inputConfig"]["downSamplingRate"] = 50
             configs.append(config)
 
+        cpu_before = cpu_seconds(stack)
         t0 = time.monotonic()
         for config in configs:
             stack.create_batch(config)
@@ -215,7 +246,7 @@ def main() -> int:
             samples.append(s)
             done = sum(n for state_, n in s["runs"].items() if state_ in TERMINAL_RUN_STATES)
             print(f"t={s['t']:7.1f}s runs done {done:3d}/{args.batches}  celery active {s['celery_active']}"
-                  f"  TI running {s['ti_running']:3d} (sensors {s['sensors_running_in_worker']})"
+                  f"  TI running {s['ti_running']:3d} (job tasks {s['job_tasks_running_in_worker']})"
                   f" queued {s['ti_queued']:3d} deferred {s['ti_deferred']:3d}  triggers {s['triggers']:3d}"
                   f"  Describe/min {s['describe_last_minute']:4d}"
                   f"  triggerer cpu {s['triggerer']['cpu_pct']}% rss {s['triggerer']['rss_mb']}MB", flush=True)
@@ -223,6 +254,8 @@ def main() -> int:
                 break
             time.sleep(args.sample)
         drain_s = round(time.monotonic() - t0, 1)
+        cpu_after = cpu_seconds(stack)
+        cpu_used = {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 1) for k in cpu_after}
 
         statuses: dict[str, int] = {}
         for config in configs:
@@ -247,14 +280,14 @@ def main() -> int:
             "max_triggers": max((s["triggers"] for s in samples), default=0),
             "max_ti_running": max((s["ti_running"] for s in samples), default=0),
             "max_celery_active": max((s["celery_active"] or 0 for s in samples), default=0),
-            "max_sensors_running_in_worker": max((s["sensors_running_in_worker"] for s in samples), default=0),
+            "max_job_tasks_running_in_worker": max((s["job_tasks_running_in_worker"] for s in samples), default=0),
             # While sensors wait: worker slots in use vs. sensors parked in the triggerer.
             "while_waiting": {
                 "samples": len(waiting),
                 "median_deferred": _median([s["ti_deferred"] for s in waiting]),
                 "median_celery_active": _median([s["celery_active"] or 0 for s in waiting]),
                 "median_ti_running": _median([s["ti_running"] for s in waiting]),
-                "median_sensors_running_in_worker": _median([s["sensors_running_in_worker"] for s in waiting]),
+                "median_job_tasks_running_in_worker": _median([s["job_tasks_running_in_worker"] for s in waiting]),
                 "triggerer_cpu_pct_median": _median([s["triggerer"]["cpu_pct"] for s in waiting]),
                 "triggerer_rss_mb_max": max((s["triggerer"]["rss_mb"] for s in waiting), default=0),
             },
@@ -262,6 +295,10 @@ def main() -> int:
             "describe_total": samples[-1]["describe_total"] if samples else 0,
             "describe_per_job": round(samples[-1]["describe_total"] / max(1, 4 * args.batches), 1) if samples else 0,
             "create_calls_total": samples[-1]["create_total"] if samples else 0,
+            # Where the drain's CPU went (2 cores: at most 2 x drain_s in all).
+            "cpu_s_by_component": cpu_used,
+            "cpu_s_total": round(sum(cpu_used.values()), 1),
+            "task_instances": sum(n for state_, n in samples[-1]["ti_all"].items()) if samples else 0,
         }
     finally:
         with contextlib.suppress(Exception):
@@ -275,7 +312,7 @@ def main() -> int:
         print(f"samples and summary: {path}")
         if before is not None:
             keys = ("drain_s", "drained", "batch_statuses", "gt_jobs_created", "gt_job_names_unique",
-                    "max_ti_running", "describe_total")
+                    "max_ti_running", "describe_total", "task_instances", "cpu_s_total")
             print(f"\n{'':<22}{'before ' + args.before:>28}{'after':>28}")
             for key in keys:
                 print(f"{key:<22}{json.dumps(before.get(key)):>28}{json.dumps(result.get(key)):>28}")

@@ -15,7 +15,7 @@ from smgt.batch_status import BatchSnapshot, batch_status, describe_batch
 from smgt.config import validate_batch_config
 
 BATCH = "st-1"
-GROUP = "level_1.job"
+JOB = "level_1.labeling_job"
 
 
 def snapshot(ti_states: dict[tuple[str, int], str], xcoms: dict[tuple[str, int, str], Any] | None = None,
@@ -34,11 +34,7 @@ def jobs(detail: dict[str, Any], level: str = "firstLevel") -> dict[str, dict[st
 
 def test_a_job_is_pending_until_gt_answered_its_create() -> None:
     created = {"LabelingJobName": f"{BATCH}-vehicle", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
-    snap = snapshot(
-        {(f"{GROUP}.create_job", 0): "success", (f"{GROUP}.wait_for_job", 0): "deferred",
-         (f"{GROUP}.create_job", 1): "running"},
-        {(f"{GROUP}.create_job", 0, "return_value"): created},
-    )
+    snap = snapshot({(JOB, 0): "deferred", (JOB, 1): "running"}, {(JOB, 0, "created"): created})
     detail = describe_batch(snap)
     level1 = jobs(detail)
     assert level1["vehicle"]["batchStatus"] == "WAIT_FOR_SMGT_RESPONSE" and "statusMessage" not in level1["vehicle"]
@@ -55,8 +51,7 @@ def test_a_job_is_pending_until_gt_answered_its_create() -> None:
 def test_a_create_being_retried_says_so_with_gts_words() -> None:
     error = {"operation": "CreateLabelingJob", "code": "ThrottlingException",
              "message": "ThrottlingException: Rate exceeded", "retryable": True}
-    snap = snapshot({(f"{GROUP}.create_job", 0): "up_for_retry", (f"{GROUP}.create_job", 1): "running"},
-                    {(f"{GROUP}.create_job", 0, "error"): error})
+    snap = snapshot({(JOB, 0): "up_for_retry", (JOB, 1): "running"}, {(JOB, 0, "error"): error})
     level1 = jobs(describe_batch(snap))
     assert level1["vehicle"]["batchStatus"] == "PENDING"
     assert level1["vehicle"]["statusMessage"] == (
@@ -66,10 +61,10 @@ def test_a_create_being_retried_says_so_with_gts_words() -> None:
 
 
 def test_an_input_being_prepared_again_says_why() -> None:
-    """create_job prepares the input first: its error says which half failed."""
+    """The job's task prepares the input first: its error says which step failed."""
     error = {"operation": "prepare_input", "code": "ConnectTimeoutError",
              "message": "ConnectTimeoutError: Connect timeout on endpoint URL", "retryable": True}
-    snap = snapshot({(f"{GROUP}.create_job", 0): "up_for_retry"}, {(f"{GROUP}.create_job", 0, "error"): error})
+    snap = snapshot({(JOB, 0): "up_for_retry"}, {(JOB, 0, "error"): error})
     assert jobs(describe_batch(snap))["vehicle"]["statusMessage"] == (
         "not created yet: preparing its input failed (ConnectTimeoutError: Connect timeout on endpoint URL); retrying")
 
@@ -78,11 +73,8 @@ def test_a_refused_create_fails_the_job_and_the_batch_at_once_naming_job_and_mes
     error = {"operation": "CreateLabelingJob", "code": "ValidationException",
              "message": "ValidationException: Cannot read the input manifest", "retryable": False}
     created = {"LabelingJobName": f"{BATCH}-lane", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
-    snap = snapshot(
-        {(f"{GROUP}.create_job", 0): "failed", (f"{GROUP}.wait_for_job", 0): "upstream_failed",
-         (f"{GROUP}.create_job", 1): "success", (f"{GROUP}.wait_for_job", 1): "deferred"},
-        {(f"{GROUP}.create_job", 0, "error"): error, (f"{GROUP}.create_job", 1, "return_value"): created},
-    )
+    snap = snapshot({(JOB, 0): "failed", (JOB, 1): "deferred"},
+                    {(JOB, 0, "error"): error, (JOB, 1, "created"): created})
     detail = describe_batch(snap)
     assert detail["status"] == "INTERNAL_ERROR"  # the run still runs: its sibling finishes first
     assert detail["message"] == (
@@ -112,15 +104,14 @@ def test_a_job_that_ended_failed_in_gt_keeps_gts_reason() -> None:
     error = {"operation": "wait_for_job", "code": "LabelingJobFailedError",
              "message": f"Labeling job {BATCH}-vehicle ended Failed: ClientError: bad manifest", "retryable": True}
     created = {"LabelingJobName": f"{BATCH}-vehicle", "LabelingJobArn": "arn", "OutputManifestS3Uri": "s3://b/o"}
-    snap = snapshot({(f"{GROUP}.create_job", 0): "success", (f"{GROUP}.wait_for_job", 0): "failed"},
-                    {(f"{GROUP}.create_job", 0, "return_value"): created, (f"{GROUP}.wait_for_job", 0, "error"): error})
+    snap = snapshot({(JOB, 0): "failed"}, {(JOB, 0, "created"): created, (JOB, 0, "error"): error})
     level1 = jobs(describe_batch(snap))
     assert level1["vehicle"]["batchStatus"] == "FAILED"
     assert level1["vehicle"]["failureReason"] == f"Labeling job {BATCH}-vehicle ended Failed: ClientError: bad manifest"
 
 
 def test_a_level_without_jobs_has_nothing_to_do() -> None:
-    running = describe_batch(snapshot({(f"{GROUP}.create_job", 0): "running"}))
+    running = describe_batch(snapshot({(JOB, 0): "running"}))
     ended = describe_batch(snapshot({}, run_state="success"))
     for detail in (running, ended):
         assert detail["thirdLevel"] == {"status": "COMPLETE", "numChildBatches": 0, "numChildBatchesComplete": 0,

@@ -166,7 +166,7 @@ def plan_level(
 ) -> list[dict[str, Any]]:
     """Arguments of one mapped `job` task group per job of `level`.
 
-    `finished` are the collected results of earlier levels (`wait_for_job` XComs). A chained job
+    `finished` are the collected results of earlier levels (`labeling_job` XComs). A chained job
     whose parent did not complete cannot start: that is an error here, because the level barrier
     only lets a level start when every earlier job completed.
     """

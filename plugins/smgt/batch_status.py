@@ -24,9 +24,16 @@ from smgt.batch import (
     VALIDATION_FAIL,
     WAIT_FOR_META_DATA_INPUT,
 )
-from smgt.collect import REWORK_XCOM_KEY
-from smgt.dag_factory import FINALIZE_TASK_ID, QUALITY_XCOM_KEY, RESOLVE_TASK_ID, level_group_id
+from smgt.dag_factory import (
+    FINALIZE_TASK_ID,
+    JOB_TASK_ID,
+    QUALITY_XCOM_KEY,
+    RESOLVE_TASK_ID,
+    job_task_id,
+    level_group_id,
+)
 from smgt.gt.operators import ERROR_XCOM_KEY
+from smgt.labeling_job import CREATED_XCOM_KEY, REWORK_XCOM_KEY
 from smgt.metadata import RATE_TASK_ID, REFUSED_ANSWER_XCOM_KEY
 
 BATCH_DAG_ID = "smgt_batch"
@@ -63,13 +70,6 @@ class BatchSnapshot:
         """The validated config (resolve_batch's result), else the raw conf."""
         return self.xcom(RESOLVE_TASK_ID) or self.conf
 
-    def tasks_of_job(self, level: int, map_index: int) -> dict[str, str]:
-        prefix = f"{level_group_id(level)}.job."
-        return {
-            task_id.removeprefix(prefix): state
-            for (task_id, index), state in self.ti_states.items()
-            if task_id.startswith(prefix) and index == map_index
-        }
 
 
 def _rate_tasks_waiting(snapshot: BatchSnapshot) -> list[tuple[str, int]]:
@@ -134,12 +134,12 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             row["statusMessage"] = (f"not started: the batch ended before level {level} began" if finished
                                     else f"not started: level {level} has not begun")
         else:
-            group = f"{level_group_id(level)}.job"
-            tasks = snapshot.tasks_of_job(level, index)
-            prepared = {k: snapshot.xcom(f"{group}.create_job", index, k)
+            task_id = job_task_id(level)
+            state = snapshot.ti_states.get((task_id, index))
+            prepared = {k: snapshot.xcom(task_id, index, k)
                         for k in ("inputManifestS3Uri", "labelCategoryS3Uri", "downSamplingRate", "sampling")}
-            created = snapshot.xcom(f"{group}.create_job", index) or {}
-            collected = snapshot.xcom(f"{group}.wait_for_job", index) or {}
+            created = snapshot.xcom(task_id, index, CREATED_XCOM_KEY) or {}
+            collected = snapshot.xcom(task_id, index) or {}
             row["levelStarted"] = True
             row["inputS3Uri"] = prepared["inputManifestS3Uri"] or row["inputS3Uri"]
             row["labelCategoryS3Uri"] = prepared["labelCategoryS3Uri"] or row["labelCategoryS3Uri"]
@@ -149,9 +149,8 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
                 row["sampling"] = prepared["sampling"]
             row["outputS3Uri"] = collected.get("outputManifestS3Uri") or created.get("OutputManifestS3Uri")
             row["workforce"] = collected.get("workforce") or created.get("Workforce")
-            errors = {task: snapshot.xcom(f"{group}.{task}", index, ERROR_XCOM_KEY)
-                      for task in ("create_job", "wait_for_job")}
-            rework = collected.get("rework") or snapshot.xcom(f"{group}.wait_for_job", index, REWORK_XCOM_KEY)
+            error = snapshot.xcom(task_id, index, ERROR_XCOM_KEY) or {}
+            rework = collected.get("rework") or snapshot.xcom(task_id, index, REWORK_XCOM_KEY)
             if isinstance(rework, dict):  # without the resume state (sent-back line numbers)
                 row["rework"] = {**rework, "rounds": [{k: v for k, v in r.items() if k != "sentBackLines"}
                                                       for r in rework.get("rounds") or []]}
@@ -160,23 +159,22 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
             if collected:
                 row["status"] = collected.get("status", JOB_COMPLETE)
                 row["labelCounters"] = collected.get("labelCounters")
-                quality = snapshot.xcom(f"{group}.wait_for_job", index, QUALITY_XCOM_KEY)
+                quality = snapshot.xcom(task_id, index, QUALITY_XCOM_KEY)
                 if isinstance(quality, dict):
                     row["qualityReport"] = quality
-            elif any(state in FAILED_STATES for state in tasks.values()):
+            elif state in FAILED_STATES:
                 row["status"] = JOB_FAILED
-                failed = next((t for t in errors if tasks.get(t) == "failed" and errors[t]), None)
-                if failed is None:
-                    row["failureReason"] = "a task of this job failed; see its log"
-                elif errors[failed].get("operation") == "wait_for_job":  # says how the job ended
-                    row["failureReason"] = errors[failed]["message"]
+                if not error.get("message"):
+                    row["failureReason"] = "its task failed; see the task's log"
+                elif error.get("operation") == "wait_for_job":  # says how the job ended
+                    row["failureReason"] = error["message"]
                 else:
-                    row["failureReason"] = f"{errors[failed].get('operation', failed)} failed: {errors[failed]['message']}"
+                    row["failureReason"] = f"{error.get('operation', 'the task')} failed: {error['message']}"
             elif created:
                 # Only a job CreateLabelingJob answered for (created or adopted) runs in GT.
                 row["status"] = JOB_RUNNING
             else:
-                row["statusMessage"] = _not_created_yet(tasks, errors)
+                row["statusMessage"] = _not_created_yet(state, error)
         final = outcome_jobs.get(name.lower())
         if final and final.get("status") not in (None, JOB_PENDING):
             row["status"] = final["status"]
@@ -188,15 +186,14 @@ def _job_rows(snapshot: BatchSnapshot) -> list[dict[str, Any]]:
     return rows
 
 
-def _not_created_yet(tasks: dict[str, str], errors: dict[str, Any]) -> str:
-    """Why a job of a level that has begun has no GT job yet (PENDING's statusMessage)."""
-    create = tasks.get("create_job")
-    error = errors.get("create_job") or {}
-    if create == "up_for_retry" and error.get("operation") == "prepare_input":
+def _not_created_yet(state: str | None, error: dict[str, Any]) -> str:
+    """Why a job of a level that has begun has no GT job yet (PENDING's statusMessage), from its
+    task's state and the error its last try left."""
+    if state == "up_for_retry" and error.get("operation") == "prepare_input":
         return f"not created yet: preparing its input failed ({error.get('message')}); retrying"
-    if create == "up_for_retry" and error:
+    if state == "up_for_retry" and error:
         return f"not created yet: CreateLabelingJob failed ({error.get('message')}); it will be retried"
-    if create in ACTIVE_STATES:
+    if state in ACTIVE_STATES:
         return "not created yet: preparing its input and calling CreateLabelingJob"
     return "not created yet: its level has begun"
 
@@ -343,11 +340,11 @@ def started_job_names(snapshot: BatchSnapshot) -> list[str]:
     for (task_id, _, key), plans in snapshot.xcoms.items():
         if key != "return_value" or not task_id.endswith(".plan_jobs"):
             continue
-        group = task_id.removesuffix(".plan_jobs") + ".job"
+        job_task = task_id.removesuffix("plan_jobs") + JOB_TASK_ID
         for index, spec in enumerate(plans or []):
-            if snapshot.xcom(f"{group}.wait_for_job", index) is None:
+            if snapshot.xcom(job_task, index) is None:
                 names.append(spec["job_name"])
-                rework = snapshot.xcom(f"{group}.wait_for_job", index, REWORK_XCOM_KEY) or {}
+                rework = snapshot.xcom(job_task, index, REWORK_XCOM_KEY) or {}
                 names.extend(r["jobName"] for r in rework.get("rounds") or [] if r.get("status") == JOB_RUNNING)
     return names
 

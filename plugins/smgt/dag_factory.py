@@ -1,15 +1,15 @@
 """Wiring of a batch DAG: shared by `smgt_batch` (conf-triggered) and the recurring batch DAGs.
 
     resolve_batch
-      -> level_1: plan_jobs -> job[jobName] (create_job -> wait_for_job)
-                 (create_job prepares the job's input, then creates it; wait_for_job, a deferrable
-                 sensor, then collects its output, writes its quality report and runs its QA gate's
-                 re-work rounds: two tasks per job, each start costs seconds)
-      -> level_2: down_sampling_rate (HITL, skipped when every rate is given) -> plan_jobs -> job[...]
+      -> level_1: plan_jobs -> labeling_job[jobName]
+                 (one deferrable task per job: prepares its input, creates it, waits for it in the
+                 triggerer, then collects its output, writes its quality report and runs its QA
+                 gate's re-work rounds; smgt.labeling_job)
+      -> level_2: down_sampling_rate (HITL, skipped when every rate is given) -> plan_jobs -> labeling_job[...]
       -> level_3: ...
       -> finalize_batch (always runs: COMPLETE or INTERNAL_ERROR, SNS message, fails the run on error)
 
-Every labeling job is one expansion of the mapped `job` task group of its level, shown in the UI
+Every labeling job is one expansion of the mapped `labeling_job` task of its level, shown in the UI
 under its jobName (named map index). A level starts only when every job of the previous levels
 completed (`none_failed`); a level with no jobs expands to nothing and passes through.
 
@@ -23,11 +23,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, get_current_context, task, task_group
+from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.definitions.taskgroup import TaskGroup
 
-from smgt.collect import QUALITY_XCOM_KEY, REWORK_XCOM_KEY, CollectOutputSensor, gt_hook, s3_storage
-from smgt.create_job import PrepareAndCreateLabelingJobOperator
+from smgt.labeling_job import QUALITY_XCOM_KEY, REWORK_XCOM_KEY, BatchLabelingJobOperator, gt_hook, s3_storage
 from smgt.metadata import RATE_PARAM, DownSamplingRateOperator
 from smgt.settings import get_settings
 
@@ -39,14 +38,12 @@ def level_group_id(level: int) -> str:
     return f"level_{level}"
 
 
-def collect_task_id(level: int) -> str:
-    """The task that waits for a job of `level` and collects its output (XCom: its result)."""
-    return f"{level_group_id(level)}.job.wait_for_job"
+JOB_TASK_ID = "labeling_job"
 
 
-def create_task_id(level: int) -> str:
-    """The task that prepares a job of `level`'s input and creates it (XCom: the created job)."""
-    return f"{level_group_id(level)}.job.create_job"
+def job_task_id(level: int) -> str:
+    """The mapped task of `level`'s jobs (`BatchLabelingJobOperator`; XCom: each job's result)."""
+    return f"{level_group_id(level)}.{JOB_TASK_ID}"
 
 
 def plan_task_id(level: int) -> str:
@@ -97,17 +94,18 @@ def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], lis
 
 def _collected(ti: Any, level: int) -> list[dict[str, Any]]:
     """Collected results of one level (a mapped task: one XCom per completed job)."""
-    pulled = ti.xcom_pull(task_ids=collect_task_id(level))
+    pulled = ti.xcom_pull(task_ids=job_task_id(level))
     return [pulled] if isinstance(pulled, dict) else [r for r in (pulled or []) if r]
 
 
 def _job_errors(ti: Any, level: int, plans: list[dict[str, Any]]) -> dict[str, str]:
-    """GT's words for each job of a level whose create (or input) failed: job name -> message."""
+    """GT's words for each job of a level whose task failed (its input, its create, or waiting):
+    job name -> message."""
     from smgt.gt.operators import ERROR_XCOM_KEY
 
     errors: dict[str, str] = {}
     for index, spec in enumerate(plans):
-        record = ti.xcom_pull(task_ids=create_task_id(level), key=ERROR_XCOM_KEY, map_indexes=index)
+        record = ti.xcom_pull(task_ids=job_task_id(level), key=ERROR_XCOM_KEY, map_indexes=index)
         if isinstance(record, dict) and record.get("message"):
             errors[spec["job_name"].lower()] = f"{record.get('operation', 'create_job')} failed: {record['message']}"
     return errors
@@ -120,7 +118,7 @@ def _rework_failures(ti: Any, level: int, plans: list[dict[str, Any]]) -> list[d
 
     failed = []
     for index, spec in enumerate(plans):
-        rework = ti.xcom_pull(task_ids=collect_task_id(level), key=REWORK_XCOM_KEY, map_indexes=index)
+        rework = ti.xcom_pull(task_ids=job_task_id(level), key=REWORK_XCOM_KEY, map_indexes=index)
         last = ((rework or {}).get("rounds") or [{}])[-1]
         if last.get("status") == JOB_FAILED:
             failed.append({"jobName": spec["job_name"], "status": JOB_FAILED, "failureReason":
@@ -137,7 +135,7 @@ def _batch_config(ti: Any) -> Any:
 
 @task(task_id="plan_jobs", trigger_rule="none_failed")
 def plan_jobs(level: int) -> list[dict[str, Any]]:
-    """Arguments of this level's job groups; chained inputs come from earlier levels' outputs."""
+    """Arguments of this level's labeling_job tasks; chained inputs come from earlier levels' outputs."""
     from smgt.batch import plan_level
 
     ti = get_current_context()["ti"]
@@ -148,25 +146,6 @@ def plan_jobs(level: int) -> list[dict[str, Any]]:
     answer = ti.xcom_pull(task_ids=f"{level_group_id(level)}.down_sampling_rate") if level > 1 else None
     posted_rate = answer.get(RATE_PARAM) if isinstance(answer, dict) else None
     return plan_level(config, level, finished=finished, posted_rate=posted_rate)
-
-
-@task_group(group_id="job")
-def labeling_job(batch_id: str, job_name: str, job: dict, parent: dict | None, rate: float | None) -> Any:
-    created = PrepareAndCreateLabelingJobOperator(
-        task_id="create_job", batch_id=batch_id, job_name=job_name, job=job, parent=parent, rate=rate,
-        map_index_template="{{ task.job_name }}",
-    )
-    waited = CollectOutputSensor(
-        task_id="wait_for_job",
-        job_name=job_name,
-        # Waiting can take days: always in the triggerer, never holding a worker slot, whatever
-        # [operators] default_deferrable says (Airflow ships it False). Its QA gate's re-work
-        # rounds wait there too.
-        deferrable=True,
-        map_index_template="{{ task.job_name }}",
-    )
-    created >> waited
-    return waited
 
 
 @task(task_id=FINALIZE_TASK_ID, trigger_rule="all_done")
@@ -228,7 +207,7 @@ def _batch_quality_report(ti: Any, settings: Any, batch_id: str, max_level: int)
     try:
         summaries: list[dict[str, Any]] = []
         for level in range(1, max_level + 1):
-            pulled = ti.xcom_pull(task_ids=collect_task_id(level), key=QUALITY_XCOM_KEY)
+            pulled = ti.xcom_pull(task_ids=job_task_id(level), key=QUALITY_XCOM_KEY)
             pulled = [pulled] if isinstance(pulled, dict) else [p for p in (pulled or []) if isinstance(p, dict)]
             summaries.extend(p for p in pulled if "error" not in p)
         uri = batch_report_uri(batch_prefix(settings, batch_id))
@@ -277,12 +256,12 @@ def build_batch_dag(
         },
     ) as dag:
         resolved: Any = resolve()
-        groups: list[Any] = []  # every level's job groups so far
+        jobs: list[Any] = []  # every level's mapped job tasks so far
         for level in range(1, levels + 1):
             # A level waits for every earlier level directly, not only through the one before or
             # its rate prompt: resolve_batch skips the prompts and plans a batch does not need
             # (skip_unused_tasks), and a skipped task must not let the next one start early.
-            earlier = groups or [resolved]
+            earlier = jobs or [resolved]
             with TaskGroup(level_group_id(level)):
                 specs = plan_jobs(level)
                 earlier >> specs
@@ -297,8 +276,9 @@ def build_batch_dag(
                         # decides again and, if the rate is still needed, asks again.
                     )
                     earlier >> gate >> specs
-                groups.append(labeling_job.expand_kwargs(specs))
-        groups >> finalize_batch(levels)
+                jobs.append(BatchLabelingJobOperator.partial(
+                    task_id=JOB_TASK_ID, map_index_template="{{ task.job_name }}").expand_kwargs(specs))
+        jobs >> finalize_batch(levels)
     return dag
 
 

@@ -123,7 +123,7 @@ def test_a_create_gt_refuses_fails_at_once_and_the_batch_says_why(stack, fixture
 
         # Tried once: GT's refusal is not retried although the task has retries.
         tis = admin.get(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}/dagRuns/{batch_id}/taskInstances",
-                        params={"task_id_pattern": "level_2.job.create_job"}, timeout=30).json()["task_instances"]
+                        params={"task_id_pattern": "level_2.labeling_job"}, timeout=30).json()["task_instances"]
         failed = [t for t in tis if t["state"] == "failed"]
         assert len(failed) == 1 and failed[0]["try_number"] == 1 and failed[0]["max_tries"] >= 1
 

@@ -30,7 +30,7 @@ def test_marking_the_run_failed_stops_its_running_gt_jobs(stack):
             detail = admin.get(stack.api("batch/show"), params={"batchId": batch_id}, timeout=30).json()
             running = [e for e in detail["firstLevel"]["jobLevels"] if e["batchStatus"] == "WAIT_FOR_SMGT_RESPONSE"]
             states = admin.get(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}/dagRuns/{batch_id}/taskInstances",
-                               params={"task_id_pattern": "wait_for_job"}, timeout=30).json()
+                               params={"task_id_pattern": "labeling_job"}, timeout=30).json()
             deferred = [t for t in states.get("task_instances", []) if t["state"] == "deferred"]
             if len(running) == 2 and len(deferred) == 2:
                 break

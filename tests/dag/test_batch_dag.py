@@ -161,7 +161,7 @@ def test_three_levels_own_manifest_at_level_two_and_an_empty_level(emulator, bat
     assert detail["thirdLevel"]["numChildBatchesComplete"] == 1
     # Level 2's plan was skipped at once, yet level 3 waited for level 1 (it chains from its output).
     assert snapshot.ti_states[("level_2.plan_jobs", -1)] == "skipped"
-    assert _started(snapshot, "level_3.plan_jobs") >= _ended(snapshot, "level_1.job.wait_for_job", 0)
+    assert _started(snapshot, "level_3.plan_jobs") >= _ended(snapshot, "level_1.labeling_job", 0)
 
 
 def test_failed_job_stops_its_chain_sibling_completes_batch_internal_error(emulator, batch_dag):
@@ -194,12 +194,12 @@ def test_rerun_adopts_existing_jobs_without_duplicates(emulator, batch_dag):
     conf["labelingJobs"] = conf["labelingJobs"][:2]  # level 1 only
     assert batch_dag.test(run_conf=conf).state == "success"
     first = gt_job_names(emulator, batch_id)
-    # Clearing the run and running it again re-executes every create task: it adopts, not duplicates.
+    # Clearing the run and running it again re-executes every job task: it adopts, not duplicates.
     rerun = batch_dag.test(run_conf=conf)
     assert rerun.state == "success"
     assert gt_job_names(emulator, batch_id) == first == [f"{batch_id}-lane", f"{batch_id}-vehicle"]
     snapshot = snapshot_of(batch_id)
-    assert {snapshot.xcom("level_1.job.create_job", i)["adopted"] for i in (0, 1)} == {True}
+    assert {snapshot.xcom("level_1.labeling_job", i, "created")["adopted"] for i in (0, 1)} == {True}
 
 
 def test_job_name_taken_by_another_batch_rejected_before_anything_is_created(emulator, batch_dag):

@@ -76,7 +76,7 @@ def test_a_report_that_fails_is_recorded_and_the_batch_completes(emulator, monke
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("thumbnail store unavailable")
 
-    # wait_for_job writes the job report through write_job_report_and_risk (the gate reuses its risk).
+    # The labeling_job task writes the job report through write_job_report_and_risk (the gate reuses its risk).
     monkeypatch.setattr(smgt.qa.report, "write_job_report_and_risk", broken)
     monkeypatch.setattr(smgt.qa.report, "write_batch_report", broken)
     batch_id = "qa-report-broken-1"

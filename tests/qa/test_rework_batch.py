@@ -93,9 +93,9 @@ def test_qa_gate_sends_flagged_frames_to_rework_and_level_two_chains_from_the_co
     lane = level_one[f"{batch_id}-lane"]
     assert lane["rework"]["rounds"] == [] and "effectiveOutputS3Uri" not in lane
 
-    # A retried wait_for_job rebuilds the same round and adopts its job instead of making another.
-    from smgt.collect import gt_hook
+    # A retried labeling_job task rebuilds the same round and adopts its job instead of making another.
     from smgt.config import validate_batch_config
+    from smgt.labeling_job import gt_hook
     from smgt.qa import score_job_output
     from smgt.qa.gate import gate_failures
     from smgt.rework import prepare_rework

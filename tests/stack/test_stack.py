@@ -3,7 +3,7 @@ worker as separate processes on Postgres + Redis, the emulator as AWS with S3 on
 (scripts/stack.sh; simulated workforce, so no Label Studio).
 
 1. A notebook batch (4 jobs, rates given) created through the plugin API completes.
-2. Fault test: SIGKILL the Celery worker while a batch's create_job task runs and the triggerer
+2. Fault test: SIGKILL the Celery worker while a batch's labeling_job task runs and the triggerer
    while its sensors are deferred, restart both; the batch still completes with exactly its four
    GT jobs (no duplicate from the retried create) and every output manifest present.
 3. SeaweedFS restarted cleanly, then SIGKILLed and restarted (`stack.sh restart|kill seaweedfs`):
@@ -119,22 +119,23 @@ def test_batch_through_the_api_completes(stack: Any) -> None:
 
 
 def kill_worker_during_create(stack: Any, batch_id: str) -> dict[str, Any]:
-    """SIGKILL the worker's process group while a create_job task of the batch runs: preferably just
-    after GT created the job (so the retry has to adopt it), else ~2 s into the task (before its
-    CreateLabelingJob call). Returns what was running and what existed in GT at that moment."""
+    """SIGKILL the worker's process group while a level-1 labeling_job task of the batch runs
+    (preparing, creating or describing its job, before it defers): preferably just after GT created
+    the job (so the retry has to adopt it), else ~2 s into the task (before its CreateLabelingJob
+    call). Returns what was running and what existed in GT at that moment."""
     running_sql = ("select task_id, map_index from task_instance where run_id = %s and task_id like %s"
                    " and state = 'running'")
-    wait_until("a create_job task running", lambda: stack.sql(running_sql, batch_id, "%create_job"),
-               timeout=120, poll=0.02)
+    wait_until("a level-1 labeling_job task running",
+               lambda: stack.sql(running_sql, batch_id, "level_1.labeling_job"), timeout=120, poll=0.02)
     first_seen = time.monotonic()
     while True:
         gt_jobs = [name for name in stack.emulator_jobs() if name.lower().startswith(batch_id.lower())]
-        running = stack.sql(running_sql, batch_id, "%create_job")
+        running = stack.sql(running_sql, batch_id, "level_1.labeling_job")
         if (gt_jobs and running) or time.monotonic() - first_seen > 2.0:
             break
         time.sleep(0.01)
     os.killpg(stack.pid("worker"), signal.SIGKILL)
-    killed = stack.sql(running_sql, batch_id, "%create_job")
+    killed = stack.sql(running_sql, batch_id, "level_1.labeling_job")
     return {"killed": killed, "gt_jobs_at_kill": gt_jobs}
 
 
@@ -148,10 +149,10 @@ def test_worker_and_triggerer_killed_mid_batch(stack: Any) -> None:
     try:
         stack.create_batch(config)
 
-        # --- 1. SIGKILL the worker while a create_job task runs, restart it.
+        # --- 1. SIGKILL the worker while a labeling_job task runs, restart it.
         kill = kill_worker_during_create(stack, batch_id)
         t["worker_killed"] = time.monotonic()
-        assert kill["killed"], "no create_job task was running when the worker was killed"
+        assert kill["killed"], "no labeling_job task was running when the worker was killed"
         stack.sh("restart", "worker")
         t["worker_back"] = time.monotonic()
         # The scheduler notices the dead tasks (heartbeat timeout) and retries them; a retry adopts
@@ -161,7 +162,7 @@ def test_worker_and_triggerer_killed_mid_batch(stack: Any) -> None:
                                  " and state = 'success' and try_number >= 2", batch_id, task_id, map_index)
                        for task_id, map_index in kill["killed"])
 
-        wait_until("the killed create_job tasks to be retried and succeed", killed_tasks_retried_ok, timeout=180)
+        wait_until("the killed labeling_job tasks to be retried and succeed", killed_tasks_retried_ok, timeout=180)
         t["create_retried_ok"] = time.monotonic()
 
         # --- 2. The QA manager's rate.
@@ -175,7 +176,7 @@ def test_worker_and_triggerer_killed_mid_batch(stack: Any) -> None:
         deferred_sql = ("select count(*) from task_instance where run_id = %s and task_id like %s"
                         " and state = 'deferred' having count(*) = %s")
         deferred = wait_until("both level-2 sensors deferred", lambda: stack.sql(
-            deferred_sql, batch_id, "level_2.%wait_for_job", len(level2)), timeout=120, poll=0.2)
+            deferred_sql, batch_id, "level_2.labeling_job", len(level2)), timeout=120, poll=0.2)
         stack.sh("kill", "triggerer", "KILL")
         t["triggerer_killed"] = time.monotonic()
         stack.sh("restart", "triggerer")
@@ -185,7 +186,7 @@ def test_worker_and_triggerer_killed_mid_batch(stack: Any) -> None:
             "select count(*) from task_instance ti left join trigger t on t.id = ti.trigger_id"
             " where ti.run_id = %s and ti.task_id like %s and (ti.state != 'deferred' or t.triggerer_id ="
             " (select max(id) from job where job_type = 'TriggererJob')) having count(*) = %s",
-            batch_id, "level_2.%wait_for_job", len(level2)), timeout=120)
+            batch_id, "level_2.labeling_job", len(level2)), timeout=120)
         t["triggers_taken_over"] = time.monotonic()
         shown = stack.wait_status(batch_id, {"COMPLETE", "INTERNAL_ERROR"}, timeout=BATCH_TIMEOUT)
         t["complete"] = time.monotonic()

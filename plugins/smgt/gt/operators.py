@@ -81,25 +81,34 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         self.request = request
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
-            created = self.hook.create_labeling_job(self.request)
-        except Exception as error:
-            push_error(context, error, operation="CreateLabelingJob")
-            if is_non_retryable(error):
-                name = self.request.get("LabelingJobName")
-                raise AirflowFailException(
-                    f"CreateLabelingJob {name} failed with an error no retry can fix: {gt_error_message(error)}"
-                ) from error
-            raise
-        result = {
-            "LabelingJobName": created["LabelingJobName"],
-            "LabelingJobArn": created["LabelingJobArn"],
-            "OutputManifestS3Uri": output_manifest_uri(
-                self.request["OutputConfig"]["S3OutputPath"], created["LabelingJobName"]
-            ),
-            "adopted": created["adopted"],
-        }
+        result = create_or_adopt_labeling_job(self.hook, self.request, context)
         # Who labels it (a person wants to know where to go while the job runs): one Describe.
-        if workforce := workforce_of(self.hook.describe_labeling_job(created["LabelingJobName"])):
+        if workforce := workforce_of(self.hook.describe_labeling_job(result["LabelingJobName"])):
             result["Workforce"] = workforce
         return result
+
+
+def create_or_adopt_labeling_job(hook: LabelingJobHook, request: dict[str, Any], context: Any) -> dict[str, Any]:
+    """CreateLabelingJob with `request` (an earlier try's identical job adopted), failing fast on a GT
+    error no retry can fix; shared with operators that create the job as one step of their own.
+
+    Returns ``{"LabelingJobName", "LabelingJobArn", "OutputManifestS3Uri", "adopted"}``. Raises
+    ``AirflowFailException`` for an error no retry can fix, else GT's error as is; either way GT's
+    error is left in XCom ``error`` (operation ``CreateLabelingJob``).
+    """
+    try:
+        created = hook.create_labeling_job(request)
+    except Exception as error:
+        push_error(context, error, operation="CreateLabelingJob")
+        if is_non_retryable(error):
+            name = request.get("LabelingJobName")
+            raise AirflowFailException(
+                f"CreateLabelingJob {name} failed with an error no retry can fix: {gt_error_message(error)}"
+            ) from error
+        raise
+    return {
+        "LabelingJobName": created["LabelingJobName"],
+        "LabelingJobArn": created["LabelingJobArn"],
+        "OutputManifestS3Uri": output_manifest_uri(request["OutputConfig"]["S3OutputPath"], created["LabelingJobName"]),
+        "adopted": created["adopted"],
+    }

@@ -148,7 +148,7 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
         if not self.deferrable:
             return super().execute(context)
         # One synchronous look first: a job that has already ended needs no triggerer round trip.
-        summary = labeling_job_summary(self.hook.describe_labeling_job(self.job_name))
+        summary = labeling_job_summary(self.first_look(context))
         if summary["LabelingJobStatus"] in SUCCESS_STATES | FAILED_STATES:
             return self._result(summary)
         self.log.info(
@@ -172,6 +172,11 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
+
+    def first_look(self, context: Context) -> dict[str, Any]:
+        """The DescribeLabelingJob answer a deferrable wait starts from (a subclass that has just
+        described the job passes its answer on instead of asking again)."""
+        return self.hook.describe_labeling_job(self.job_name)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         summary = labeling_job_summary(self.hook.describe_labeling_job(self.job_name))

@@ -255,7 +255,7 @@ def build_job_report(storage: Storage | Any, *, job_name: str, job_level: int, o
 
     `parent` (level 2+): {"jobName", "labelAttributeName", "outputManifestS3Uri", "jobOutputManifestS3Uri"} of
     the job it audited (the output it chained from, and GT's own when a QA gate's re-work corrected that);
-    `sampling`: the audit input's sampling summary (create_job's XCom `sampling`, with recordUri).
+    `sampling`: the audit input's sampling summary (the labeling_job task's XCom `sampling`, with recordUri).
     Raises ManifestError when the output manifest cannot be read.
     """
     from . import score_job_output

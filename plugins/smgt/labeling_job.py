@@ -1,15 +1,26 @@
-"""CollectOutputSensor: the last task of a labeling job's group in a batch DAG (`wait_for_job`).
+"""BatchLabelingJobOperator: one labeling job of a batch DAG, from its input to its collected output.
 
-It waits for the labeling job to end as `LabelingJobSensor` does (deferred to the triggerer, no
-worker slot held), and in the same task, when the job completed, collects its result (output
-manifest, label counters) for later levels and batch/show, writes the job's quality report, and
-runs the job's QA gate (`qa.gate` / `qaGates`): while data objects fail the gate and rounds remain,
-it creates a re-work adjustment job on their high-risk frames (smgt.rework), defers to
-`LabelingJobTrigger` again until that job ends, merges its labels into the job's effective output
-and scores that again. The result's `effectiveOutputManifestS3Uri` is what later levels chain from;
-`rework` (also the XCom `rework`, updated before each wait) lists the rounds, their jobs and why
-each data object was sent back. Waiting and collecting in one task saves a task start per job
-(issue 13).
+One deferrable task per job (`level_<n>.labeling_job`, a mapped task named by jobName in the UI):
+
+1. prepare the job's input (the chained, down-sampled input manifest, the audit's label category
+   config, the UI template: `smgt.batch.prepare_job_input`) and create the GT labeling job from it
+   (`smgt.gt.operators.create_or_adopt_labeling_job`);
+2. wait for the job to end as `LabelingJobSensor` does (deferred to the triggerer, no worker slot
+   held), starting from the DescribeLabelingJob the create step made;
+3. when it completed, collect its result (output manifest, label counters) for later levels and
+   batch/show, write its quality report, and run its QA gate (`qa.gate` / `qaGates`): while data
+   objects fail the gate and rounds remain, create a re-work adjustment job on their high-risk
+   frames (smgt.rework), defer to `LabelingJobTrigger` again until that job ends, merge its labels
+   into the job's effective output and score that again. The result's
+   `effectiveOutputManifestS3Uri` is what later levels chain from; `rework` (also the XCom
+   `rework`, updated before each wait) lists the rounds, their jobs and why each data object was
+   sent back.
+
+Each step is idempotent (fixed keys, a seeded sample, an earlier try's GT job adopted by name and
+request, every round's files at fixed keys), so a retry, or a worker killed anywhere, redoes the
+steps and adopts what exists. One task instead of three starts (create, wait, resume) saves two
+worker starts per job, each seconds under load (issue 13): the task runs on a worker twice, before
+and after the wait.
 
 Module-level imports stay light (DAG files import this at parse time); the work imports lazily.
 """
@@ -22,8 +33,11 @@ from typing import Any
 
 from smgt.gt.sensors import LabelingJobSensor
 
-QUALITY_XCOM_KEY = "quality_report"  # wait_for_job: the job's report summary; finalize_batch: the batch's
-REWORK_XCOM_KEY = "rework"  # wait_for_job: the QA gate's rounds so far (batch/show)
+QUALITY_XCOM_KEY = "quality_report"  # labeling_job: the job's report summary; finalize_batch: the batch's
+REWORK_XCOM_KEY = "rework"  # labeling_job: the QA gate's rounds so far (batch/show)
+CREATED_XCOM_KEY = "created"  # labeling_job: GT's answer to CreateLabelingJob (the job runs in GT)
+# The prepared input (batch/show and the quality report), pushed before the job is created.
+PREPARED_XCOM_KEYS = ("request", "inputManifestS3Uri", "labelCategoryS3Uri", "downSamplingRate", "sampling")
 SENT_BACK_XCOM_LIMIT = 20  # sent-back objects per round kept in XCom; sent-back.json on S3 has all
 
 log = logging.getLogger(__name__)
@@ -44,40 +58,106 @@ def gt_hook(settings: Any) -> Any:
     return LabelingJobHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
 
 
-def _level_group(ti: Any) -> str:
-    """The level's task group ("level_<n>") of a task of a job group."""
-    return ti.task_id.rsplit(".job.", 1)[0]
-
-
-def job_plan(ti: Any) -> dict[str, Any]:
-    """This job's spec from its level's plan_jobs (the mapped group's arguments)."""
-    return (ti.xcom_pull(task_ids=f"{_level_group(ti)}.plan_jobs") or [])[ti.map_index]
-
-
-class CollectOutputSensor(LabelingJobSensor):
+class BatchLabelingJobOperator(LabelingJobSensor):
     """
-    Wait for a labeling job to end (:class:`~smgt.gt.sensors.LabelingJobSensor`), then collect its
-    output and run its QA gate's re-work rounds.
+    Prepare a batch job's input, create (or adopt) its Ground Truth labeling job, wait for it in the
+    triggerer, then collect its output and run its QA gate's re-work rounds.
 
     Returns (XCom) the job's result (`smgt.batch.collected_result`) plus, for a job with a QA gate,
     ``rework`` ({"gate", "rounds": [{round, jobName, status, objectsSentBack, framesSentBack,
     sentBack, ...}], "stillFlagged"}) and, when a round ran, ``effectiveOutputManifestS3Uri``.
+    Other XComs: the prepared input (``request``, ``inputManifestS3Uri``, ``labelCategoryS3Uri``,
+    ``downSamplingRate``, ``sampling``: the down-sampling summary of a chained job, else None),
+    ``created`` (what :class:`~smgt.gt.operators.CreateLabelingJobOperator` returns: the job runs in
+    GT), ``quality_report`` and ``rework``.
 
-    Waiting fails as the sensor's does (GT's FailureReason, XCom ``error``). A re-work job that fails
-    or is stopped fails the task with GT's reason (no retry can change it); the batch then ends
-    INTERNAL_ERROR naming it. Retrying the task is safe: it finds the job ended at its first look,
-    every round's files go to fixed keys and its job is adopted (`LabelingJobHook.create_labeling_job`).
+    Fails fast (no retries) when no retry can help: a parent output that is not a usable manifest, a
+    request that cannot be built, S3 answering NoSuchKey / AccessDenied, GT refusing the request, a
+    job that ended Failed or Stopped (GT's FailureReason), a re-work job that failed or was stopped.
+    GT's words are left in XCom ``error`` with the ``operation`` that failed ("prepare_input",
+    "CreateLabelingJob", "wait_for_job"); the batch then ends INTERNAL_ERROR naming the job.
 
-    Takes the sensor's parameters (``job_name`` is templated).
+    :param batch_id: The batch's id. (templated)
+    :param job_name: The labeling job's name. (templated)
+    :param job: The job's config (``smgt.config.LabelingJobConfig`` as JSON). (templated)
+    :param parent: The collected result of the job it chains from, or None. (templated)
+    :param rate: The down-sampling rate in percent (0 < rate <= 100), or None. (templated)
+
+    Also takes :class:`~smgt.gt.sensors.LabelingJobSensor`'s parameters, except ``deferrable``:
+    waiting can take days, so it always waits in the triggerer, never holding a worker slot,
+    whatever ``[operators] default_deferrable`` says (Airflow ships it False); its QA gate's re-work
+    rounds wait there too.
     """
 
+    template_fields: Sequence[str] = (*LabelingJobSensor.template_fields, "batch_id", "job", "parent", "rate")
+    template_fields_renderers = {"job": "json", "parent": "json"}
     ui_color = "#e8f4ea"
 
+    def __init__(self, *, batch_id: str, job_name: str, job: dict[str, Any], parent: dict[str, Any] | None,
+                 rate: float | None, **kwargs: Any) -> None:
+        kwargs.pop("deferrable", None)
+        super().__init__(job_name=job_name, deferrable=True, **kwargs)
+        self.batch_id, self.job, self.parent, self.rate = batch_id, job, parent, rate
+        self._described: dict[str, Any] | None = None  # the create step's DescribeLabelingJob answer
+
     def execute(self, context: Any) -> dict[str, Any]:
+        self._described = self._prepare_and_create(context)
         return self._collect(context, super().execute(context))
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._collect(context, super().execute_complete(context, event))
+
+    def first_look(self, context: Any) -> dict[str, Any]:
+        described, self._described = self._described, None
+        return described if described is not None else super().first_look(context)
+
+    # -- input and CreateLabelingJob -------------------------------------------------------------
+
+    def _prepare_and_create(self, context: Any) -> dict[str, Any]:
+        """Prepare the input, create (or adopt) the job; return its DescribeLabelingJob answer."""
+        from smgt.gt.hooks import workforce_of
+        from smgt.gt.operators import create_or_adopt_labeling_job
+
+        ti = context["ti"]
+        prepared = self._prepare(context)
+        for key in PREPARED_XCOM_KEYS:
+            ti.xcom_push(key=key, value=prepared.get(key))
+        created = create_or_adopt_labeling_job(self.hook, prepared["request"], context)
+        # Who labels it (a person wants to know where to go while the job runs), and the wait's
+        # first look at its status: one Describe.
+        described = self.hook.describe_labeling_job(created["LabelingJobName"])
+        if workforce := workforce_of(described):
+            created["Workforce"] = workforce
+        ti.xcom_push(key=CREATED_XCOM_KEY, value=created)
+        return described
+
+    def _prepare(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from smgt.batch import prepare_job_input
+        from smgt.gt.hooks import gt_error_message, is_non_retryable
+        from smgt.gt.operators import push_error
+        from smgt.gt.requests import RequestBuildError
+        from smgt.manifests import ManifestError
+        from smgt.settings import get_settings
+
+        settings = get_settings()
+        try:
+            return prepare_job_input(self._spec(), settings=settings, storage=s3_storage(settings))
+        except Exception as error:
+            push_error(context, error, operation="prepare_input")
+            if isinstance(error, ManifestError | RequestBuildError) or is_non_retryable(error):
+                raise AirflowFailException(
+                    f"job {self.job_name}: its input cannot be prepared: {gt_error_message(error)}"
+                ) from error
+            raise
+
+    def _spec(self) -> dict[str, Any]:
+        """The job's plan, as its level's plan_jobs gave it (`smgt.batch.plan_level`)."""
+        return {"batch_id": self.batch_id, "job_name": self.job_name, "job": self.job, "parent": self.parent,
+                "rate": self.rate}
+
+    # -- output, quality report ------------------------------------------------------------------
 
     def _collect(self, context: Any, summary: dict[str, Any]) -> dict[str, Any]:
         """The job completed (the sensor raised otherwise; `summary` is its final summary)."""
@@ -89,9 +169,8 @@ class CollectOutputSensor(LabelingJobSensor):
         if result.get("status") != JOB_COMPLETE or not result.get("outputManifestS3Uri"):
             return result
         ti = context["ti"]
-        spec = job_plan(ti)
-        risk = _job_quality_report(ti, settings, result, spec)
-        gate = ((spec["job"].get("qa") or {}).get("gate"))
+        risk = _job_quality_report(ti, settings, result, self._spec())
+        gate = ((self.job.get("qa") or {}).get("gate"))
         if not gate:
             return result
         return self._gate(context, result=result, round_number=1, manifest_uri=result["outputManifestS3Uri"],
@@ -119,7 +198,7 @@ class CollectOutputSensor(LabelingJobSensor):
         sent_back = gate_failures(risk, min_risk=gate.minRisk, max_flagged_percent=gate.maxFlaggedPercent)
         if not sent_back or round_number > gate.maxRounds:
             return self._finish(context, result, manifest_uri, rounds, gate, sent_back)
-        prepared = prepare_rework(storage, settings=settings, batch_id=self._batch_id(context), job=job,
+        prepared = prepare_rework(storage, settings=settings, batch_id=self.batch_id, job=job,
                                   round_number=round_number, manifest_uri=manifest_uri, sent_back=sent_back)
         name = prepared["jobName"]
         hook = gt_hook(settings)
@@ -182,7 +261,7 @@ class CollectOutputSensor(LabelingJobSensor):
                     f"{status}: {summary.get('FailureReason') or 'no reason given'}")
             raise AirflowException(f"waiting for re-work job {current['jobName']} ended while it is {status}: "
                                    f"{(event or {}).get('message')}")
-        merged_uri = effective_manifest_uri(settings, self._batch_id(context), self.job_name, current["round"])
+        merged_uri = effective_manifest_uri(settings, self.batch_id, self.job_name, current["round"])
         merged = merge_rework(
             s3_storage(settings), manifest_uri=current["manifestS3Uri"], label_attribute=job.label_attribute,
             rework_input_uri=current["inputManifestS3Uri"], rework_output_uri=summary["OutputManifestS3Uri"],
@@ -221,12 +300,8 @@ class CollectOutputSensor(LabelingJobSensor):
     def _job(self, context: Any) -> tuple[Any, Any]:
         from smgt.config import LabelingJobConfig
 
-        job = LabelingJobConfig.model_validate(job_plan(context["ti"])["job"])
+        job = LabelingJobConfig.model_validate(self.job)
         return job, job.qa.gate
-
-    @staticmethod
-    def _batch_id(context: Any) -> str:
-        return job_plan(context["ti"])["batch_id"]
 
 
 def _rework_into_report(ti: Any, rework: dict[str, Any]) -> None:
@@ -262,14 +337,12 @@ def _job_quality_report(ti: Any, settings: Any, result: dict[str, Any], spec: di
     from smgt.qa.report import report_summary, write_job_report_and_risk
 
     try:
-        group = _level_group(ti)
-        level = int(group.split("_", 1)[1])
         job = LabelingJobConfig.model_validate(spec["job"])
-        sampling = ti.xcom_pull(task_ids=f"{group}.job.create_job", key="sampling", map_indexes=ti.map_index)
+        sampling = ti.xcom_pull(task_ids=ti.task_id, key="sampling", map_indexes=ti.map_index)
         report, risk = write_job_report_and_risk(
             s3_storage(settings),
             job_name=result["jobName"],
-            job_level=level,
+            job_level=job.jobLevel,
             output_manifest_uri=result["outputManifestS3Uri"],
             label_attribute=job.label_attribute,
             parent=spec.get("parent"),
