@@ -472,6 +472,23 @@ def test_lines_read_on_bytes_keep_the_seeded_selection(tmp_path, monkeypatch, ra
     assert summary.samples_truncated == (len(expected) > 10)
 
 
+@pytest.mark.parametrize("chunk", [5, 64, 1 << 20])
+def test_objects_are_counted_like_stripped_lines_whatever_starts_a_line(tmp_path, monkeypatch, chunk):
+    """The count pass counts a run's newlines in C unless a line starts with whitespace; it gives
+    what counting the lines whose strip() is not empty gives, for lines led by each whitespace byte."""
+    monkeypatch.setattr(manifests, "READ_CHUNK", chunk)
+    rng = random.Random(5)
+    pieces = [b'{"source-ref":"s3://b/1.jpg"}', b'  {"source-ref":"s3://b/2.jpg"}', b"", b" ", b"\t", b"\x0b",
+              b"\x0c", b"\r", b" \t "]
+    for trial in range(40):
+        lines = [rng.choice(pieces) for _ in range(rng.randrange(1, 30))]
+        data = b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"])
+        path = tmp_path / f"{trial}.manifest"
+        path.write_bytes(data)
+        expected = sum(1 for line in data.split(b"\n") if line.strip())
+        assert manifests._count_content_lines(Storage(), str(path)) == expected, data
+
+
 def test_crlf_manifest_samples_like_its_lf_twin(tmp_path):
     lines = [json.dumps(box_line(i)).encode() for i in range(200)]
     lf = sample_images(tmp_path, b"\n".join(lines) + b"\n", 30, "lf", parent_label_attribute="boxes")
