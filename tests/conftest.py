@@ -25,6 +25,8 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # As every deployment does (smgt.gt.session): in-process hooks share one botocore loader.
+        "AIRFLOW__AWS__SESSION_FACTORY": "smgt.gt.session.SharedLoaderSessionFactory",
     }
 )
 

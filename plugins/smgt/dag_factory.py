@@ -151,7 +151,6 @@ def plan_jobs(level: int) -> list[dict[str, Any]]:
 @task(task_id=FINALIZE_TASK_ID, trigger_rule="all_done")
 def finalize_batch(max_level: int) -> dict[str, Any]:
     """COMPLETE or INTERNAL_ERROR, with the job and reason; publish the batch's SNS message."""
-    from airflow.providers.amazon.aws.hooks.sns import SnsHook
     from airflow.sdk.exceptions import AirflowFailException
 
     from smgt.batch import INTERNAL_ERROR, batch_outcome, sns_message
@@ -184,10 +183,12 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
     outcome = batch_outcome(config, results=results, started=started, describe=describe, errors=errors)
     _batch_quality_report(ti, settings, config.batchId, max_level)
     topic = config.destinationSnsArn or settings.default_sns_topic_arn
-    SnsHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).publish_to_target(
-        target_arn=topic,
-        message=sns_message(outcome),
-        subject=f"smgt batch {config.batchId} {outcome['status']}",
+    from smgt.gt.hooks import AwsHook
+
+    AwsHook(aws_conn_id=settings.aws_conn_id, client_type="sns", region_name=settings.region).get_conn().publish(
+        TargetArn=topic,
+        Message=sns_message(outcome),
+        Subject=f"smgt batch {config.batchId} {outcome['status']}",
     )
     if outcome["status"] == INTERNAL_ERROR:
         # Failing the task fails the run, which is how the UI and the API see INTERNAL_ERROR.

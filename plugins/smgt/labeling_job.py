@@ -45,11 +45,10 @@ log = logging.getLogger(__name__)
 
 def s3_storage(settings: Any) -> Any:
     """Manifest storage on S3 through the AWS connection (the emulator or AWS alike)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    from smgt.gt.hooks import AwsHook
     from smgt.manifests import Storage
 
-    return Storage(S3Hook(aws_conn_id=settings.aws_conn_id).get_conn())
+    return Storage(AwsHook(aws_conn_id=settings.aws_conn_id, client_type="s3").get_conn())
 
 
 def gt_hook(settings: Any) -> Any:

@@ -135,10 +135,10 @@ class PreflightReport:
 def aws_clients(settings: Settings) -> AwsClients:
     """Pre-flight clients from the Airflow AWS connection (`settings.aws_conn_id`): its credentials,
     region and endpoints, with PREFLIGHT_BOTOCORE_CONFIG's timeouts and retries."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from smgt.gt.hooks import AwsHook
 
     def make(service: str) -> Any:
-        hook = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.region)
+        hook = AwsHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.region)
         return hook.get_client_type(config=hook.config.merge(PREFLIGHT_BOTOCORE_CONFIG))
 
     return AwsClients(s3=make("s3"), sns=make("sns"), sagemaker=make("sagemaker"))

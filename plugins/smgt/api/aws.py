@@ -58,9 +58,9 @@ def client(service: str, settings: Settings) -> Any:
 
     def make() -> Any:
         # Imported here: the provider pulls in a lot, and only API requests need it.
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from smgt.gt.hooks import AwsHook
 
-        return AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.region).get_conn()
+        return AwsHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.region).get_conn()
 
     return _cached((service, settings.aws_conn_id, settings.region), make, f"an AWS {service} client", settings)
 

@@ -318,10 +318,10 @@ class _SqsClient:
         self._cm: Any = None
 
     async def __aenter__(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from smgt.gt.hooks import AwsHook
 
         p = self.params
-        hook = AwsBaseHook(aws_conn_id=p["aws_conn_id"], client_type="sqs", region_name=p["region_name"],
+        hook = AwsHook(aws_conn_id=p["aws_conn_id"], client_type="sqs", region_name=p["region_name"],
                            verify=p["verify"], config=p["botocore_config"])
         self._cm = await hook.get_async_conn()
         return await self._cm.__aenter__()

@@ -1,0 +1,78 @@
+"""One botocore data loader per process for every AWS hook's boto3 session, and its warm-up.
+
+Every Airflow AWS hook creates its own boto3 session, and each session its own botocore loader, so
+each client re-reads and re-parses its service model (sagemaker's is 377 KB of gzipped JSON; a
+client cost 0.11-0.26 s of CPU on the development machine, 0.02 s with a loader that had the model
+already). In the load test (bench/load_test.py) client creation was 31 % of the Celery worker's CPU.
+
+- :class:`SharedLoaderSessionFactory` is the amazon provider's documented extension point
+  (``[aws] session_factory``, https://airflow.apache.org/docs/apache-airflow-providers-amazon/stable/connections/aws.html#session-factory):
+  the provider's own sessions, with one process-wide loader, as the provider already does for its
+  async sessions (its ``base_aws._loader``; botocore issue #3078).
+- :func:`warm_up` loads the models of the services a batch calls into that loader and imports what
+  a task imports, in a process that forks the task processes (the Celery worker before its pool
+  starts: ``smgt.celery_config``), so a task starts with both.
+
+Only static API models are shared: credentials, regions and endpoints stay per session. Import
+the provider's ``base_aws`` before this module (it imports this module when configured, at its
+end; importing this one first would make that a circular import).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
+
+# The services a batch's tasks call: S3 (manifests), SageMaker (labeling jobs), SNS (the batch's
+# message), STS (an assumed role).
+SERVICES = ("s3", "sagemaker", "sns", "sts")
+
+
+class _UniquePaths(list):
+    """Search paths that ignore a path they have: every boto3 session appends its data folder to its
+    loader's paths, which would grow without end on a shared loader."""
+
+    def append(self, path: Any) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def _shared_loader() -> botocore.loaders.Loader:
+    loader = botocore.loaders.create_loader()
+    loader._search_paths = _UniquePaths(loader.search_paths)  # the list its search_paths property returns
+    return loader
+
+
+LOADER = _shared_loader()
+
+
+class SharedLoaderSessionFactory(BaseSessionFactory):
+    """The provider's session factory, with boto3 sessions that share one botocore loader
+    (``LOADER``) per process. Set ``[aws] session_factory = smgt.gt.session.SharedLoaderSessionFactory``."""
+
+    def _create_basic_session(self, session_kwargs: dict[str, Any]) -> boto3.session.Session:
+        core = botocore.session.get_session()
+        core.register_component("data_loader", LOADER)
+        return boto3.session.Session(botocore_session=core, **session_kwargs)
+
+
+def warm_up() -> None:
+    """Load `SERVICES`' models (and their endpoint rules) into ``LOADER`` and import what every batch
+    task imports, so that processes forked from this one have them. Costs ~1 s of CPU once."""
+    import airflow.providers.amazon.aws.operators.base_aws  # noqa: F401
+    import airflow.providers.amazon.aws.sensors.base_aws  # noqa: F401
+    import numpy  # noqa: F401  (the quality report and QA gate: smgt.qa)
+    import PIL.Image  # noqa: F401
+    import shapely  # noqa: F401
+
+    core = botocore.session.get_session()
+    core.register_component("data_loader", LOADER)
+    session = boto3.session.Session(botocore_session=core, aws_access_key_id="warm-up",
+                                    aws_secret_access_key="warm-up", region_name="us-east-1")
+    for service in SERVICES:
+        # A client loads the service model, its endpoint rule set and the partitions; no call is made.
+        session.client(service, endpoint_url="http://127.0.0.1:9")
