@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -51,10 +52,12 @@ def test_celery_worker_warms_up_before_forking_its_pool() -> None:
     from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
     from celery.signals import worker_init
 
-    from smgt.celery_config import CELERY_CONFIG, _warm_worker
+    from smgt.celery_config import CELERY_CONFIG, TASK_MODULES, _warm_worker
 
     assert CELERY_CONFIG == DEFAULT_CELERY_CONFIG
     assert any(receiver() is _warm_worker for _, receiver in worker_init.receivers)
+    _warm_worker()
+    assert set(TASK_MODULES) | {"boto3", "numpy", "airflow.providers.amazon.aws.sensors.base_aws"} <= set(sys.modules)
 
 
 class _LabelingOperator(BaseOperator):
