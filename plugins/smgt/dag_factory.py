@@ -107,7 +107,7 @@ def _job_errors(ti: Any, level: int, plans: list[dict[str, Any]]) -> dict[str, s
     for index, spec in enumerate(plans):
         record = ti.xcom_pull(task_ids=job_task_id(level), key=ERROR_XCOM_KEY, map_indexes=index)
         if isinstance(record, dict) and record.get("message"):
-            errors[spec["job_name"].lower()] = f"{record.get('operation', 'create_job')} failed: {record['message']}"
+            errors[spec["job_name"].lower()] = f"{record.get('operation', 'labeling_job')} failed: {record['message']}"
     return errors
 
 
