@@ -9,14 +9,17 @@
 own stack started and stopped), then this one, and prints both drains side by side.
 
 Every batch is the notebook's (2 level-1 jobs, 2 audit jobs, rates given), created through the
-plugin API. The emulator holds every job InProgress for --job-seconds (fault `delay_jobs`), so all
-batches sit waiting on GT together. While they drain it samples, every --sample seconds:
+plugin API. The emulator holds every job InProgress for --job-seconds (fault `delay_jobs`; default
+0, instant workers: the drain then measures orchestration alone), so with e.g. 90 all batches sit
+waiting on GT together. While they drain it samples, every --sample seconds:
 
 - worker slots in use: Celery `inspect active` on the stack's worker, and running task instances
   (what holds a slot); deferred sensors should hold none;
 - triggerer load: deferred task instances, rows in `trigger`, triggerer CPU and RSS;
 - DescribeLabelingJob calls in the last minute (emulator `GET /_smgt/stats`);
-and reports time to drain (first create to last batch COMPLETE). Results go to
+and reports time to drain (first create to last batch COMPLETE) and where the drain's CPU went: each
+component's CPU seconds (its process group, reaped children included; PostgreSQL and Redis by
+process name), whose sum is at most cores x drain. Results go to
 bench/out/load_<utc>.json (summary + samples). Stops by itself: --timeout bounds the whole run.
 
 Measured 2026-11-24 (2 cores, 24 GiB; 50 batches, --job-seconds 300, poke 30 s, 8 worker slots):
@@ -63,7 +66,9 @@ TERMINAL_RUN_STATES = ("success", "failed")
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, default=50)
-    p.add_argument("--job-seconds", type=float, default=90.0, help="extra time every GT job stays InProgress")
+    p.add_argument("--job-seconds", type=float, default=0.0,
+                   help="extra time every GT job stays InProgress (default 0: instant workers, issue 13's drain "
+                        "target; 90 puts every batch's sensors in the triggerer at once)")
     p.add_argument("--poke-interval", type=int, default=30, help="SMGT_POKE_INTERVAL for a stack started here")
     p.add_argument("--worker-concurrency", type=int, default=8, help="Celery slots for a stack started here")
     p.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
