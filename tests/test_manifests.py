@@ -474,8 +474,8 @@ def test_lines_read_on_bytes_keep_the_seeded_selection(tmp_path, monkeypatch, ra
 
 @pytest.mark.parametrize("chunk", [5, 64, 1 << 20])
 def test_objects_are_counted_like_stripped_lines_whatever_starts_a_line(tmp_path, monkeypatch, chunk):
-    """The count pass counts a run's newlines in C unless a line starts with whitespace; it gives
-    what counting the lines whose strip() is not empty gives, for lines led by each whitespace byte."""
+    """The count pass gives what counting the lines whose strip() is not empty gives, for lines led
+    by each whitespace byte and lines spanning reads."""
     monkeypatch.setattr(manifests, "READ_CHUNK", chunk)
     rng = random.Random(5)
     pieces = [b'{"source-ref":"s3://b/1.jpg"}', b'  {"source-ref":"s3://b/2.jpg"}', b"", b" ", b"\t", b"\x0b",

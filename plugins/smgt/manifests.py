@@ -539,19 +539,9 @@ def _checked_run(buf: bytes, start: int, end: int, s3: bool) -> tuple[bytes, int
     return data, 0, len(data)
 
 
-# A line that starts with ASCII whitespace (bytes.strip's), or is empty: the only lines that can be blank.
-_SPACE_STARTS_LINE = re.compile(rb"\n[ \t\n\r\x0b\x0c]")
-_SPACE = frozenset(b" \t\n\r\x0b\x0c")
-
-
 def _count_content_lines(storage: Storage, uri: str) -> int:
     total = 0
     for buf, start, end in _line_runs(storage, uri):
-        # No line of the run starts with whitespace (every manifest line GT writes starts with "{"):
-        # none is blank, so the run's newlines count its objects, in C.
-        if buf[start] not in _SPACE and _SPACE_STARTS_LINE.search(buf, start, end) is None:
-            total += buf.count(b"\n", start, end)
-            continue
         find, p = buf.find, start
         while p < end:
             q = find(b"\n", p, end)
