@@ -200,7 +200,7 @@ class BatchLabelingJobOperator(LabelingJobSensor):
         prepared = prepare_rework(storage, settings=settings, batch_id=self.batch_id, job=job,
                                   round_number=round_number, manifest_uri=manifest_uri, sent_back=sent_back)
         name = prepared["jobName"]
-        hook = gt_hook(settings)
+        hook = self.hook  # the connection and region the wait uses
         created = hook.create_labeling_job(prepared["request"])
         rounds = [*rounds, {
             "round": round_number, "jobName": name, "status": JOB_RUNNING, "adopted": created["adopted"],
@@ -247,7 +247,7 @@ class BatchLabelingJobOperator(LabelingJobSensor):
                                    f"in XCom {REWORK_XCOM_KEY!r}")
         current = rounds[-1]
         job, gate = self._job(context)
-        hook = gt_hook(settings)
+        hook = self.hook
         description = hook.describe_labeling_job(current["jobName"])
         summary = labeling_job_summary(description)
         status = summary["LabelingJobStatus"]
