@@ -1,4 +1,5 @@
-"""Airflow listener: a batch run that fails stops the Ground Truth jobs it started (SPEC section 3).
+"""Airflow listener: a batch run that fails stops the Ground Truth jobs it started (SPEC section 3);
+a scheduler that forks LocalExecutor workers preloads what the tasks import.
 
 Airflow calls `on_dag_run_failed` both when the scheduler fails a run and when a user marks it
 failed (UI or REST API), in the scheduler / api-server process, which may read the metadata DB.
@@ -9,12 +10,35 @@ them; this catches the rest (a job created a moment ago, a trigger not yet picke
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import sys
 import threading
 from typing import Any
 
 from airflow.listeners import hookimpl
 
 log = logging.getLogger(__name__)
+
+LOCAL_EXECUTOR = "airflow.executors.local_executor.LocalExecutor"
+
+
+@hookimpl
+def on_starting(component: Any) -> None:
+    """In `airflow scheduler` with the LocalExecutor (the embedded default): preload the tasks'
+    imports (smgt.warm) before the executor forks its workers, from which every task process is
+    forked. Airflow calls this before the job's type is set, hence the command line."""
+    if sys.argv[1:2] == ["scheduler"] and forks_local_executor_workers():
+        from smgt.warm import warm_task_parent
+
+        warm_task_parent("the scheduler (LocalExecutor)")
+
+
+def forks_local_executor_workers() -> bool:
+    """Whether this Airflow's executors include the LocalExecutor and it forks its workers."""
+    from airflow.executors.executor_loader import ExecutorLoader
+
+    names = ExecutorLoader.get_executor_names()
+    return multiprocessing.get_start_method() == "fork" and any(n.module_path == LOCAL_EXECUTOR for n in names)
 
 
 @hookimpl

@@ -1,8 +1,11 @@
-"""AWS clients: one botocore loader per process (smgt.gt.session), the Celery worker's warm-up
-(smgt.celery_config), and the user agent's Caller found without inspect.stack (FastCallerMixin)."""
+"""AWS clients: one botocore loader per process (smgt.gt.session), the warm-up of the processes that
+fork task processes (smgt.warm: the Celery worker, the LocalExecutor's scheduler), and the user
+agent's Caller found without inspect.stack (FastCallerMixin)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from typing import Any
 
@@ -52,12 +55,38 @@ def test_celery_worker_warms_up_before_forking_its_pool() -> None:
     from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
     from celery.signals import worker_init
 
-    from smgt.celery_config import CELERY_CONFIG, TASK_MODULES, _warm_worker
+    from smgt.celery_config import CELERY_CONFIG, _warm_worker
+    from smgt.warm import TASK_MODULES
 
     assert CELERY_CONFIG == DEFAULT_CELERY_CONFIG
     assert any(receiver() is _warm_worker for _, receiver in worker_init.receivers)
     _warm_worker()
     assert set(TASK_MODULES) | {"boto3", "numpy", "airflow.providers.amazon.aws.sensors.base_aws"} <= set(sys.modules)
+
+
+# A fresh interpreter that calls the listener as Airflow's Job() does in the `airflow <command>` named
+# by argv[1], then prints which of the tasks' imports it has.
+_ON_STARTING = """
+import sys
+sys.argv = ["airflow", sys.argv[1]]
+from smgt import listeners
+listeners.on_starting(component=None)
+print(sorted(m for m in ("numpy", "shapely", "smgt.qa.report", "smgt.dag_factory") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(("command", "executor", "warmed"), [
+    ("scheduler", "LocalExecutor", True),
+    ("scheduler", "CeleryExecutor", False),  # its tasks fork from the Celery worker, warmed by worker_init
+    ("triggerer", "LocalExecutor", False),
+])
+def test_a_scheduler_forking_local_executor_workers_preloads_the_task_imports(
+        command: str, executor: str, warmed: bool) -> None:
+    env = dict(os.environ, AIRFLOW__CORE__EXECUTOR=executor)
+    out = subprocess.run([sys.executable, "-c", _ON_STARTING, command], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip().splitlines()[-1]
+    expected = ["numpy", "shapely", "smgt.dag_factory", "smgt.qa.report"] if warmed else []
+    assert out == repr(expected)
 
 
 class _LabelingOperator(BaseOperator):
