@@ -90,15 +90,16 @@ def _child(root: Path, work: Path, events_path: Path) -> int:
     wrap(emb, "wait_for", lambda a, k: f"airflow: wait for {a[2] if len(a) > 2 else k.get('what')}")
     wrap(emb, "start_servers", lambda a, k: "airflow: start servers (migrate, api-server, dag-processor)")
     wrap(emb, "start_workers", lambda a, k: "airflow: start workers (scheduler, triggerer), DAG unpaused")
-    wrap(emb, "stop", lambda a, k: "stop: airflow (4 components)")
-    real_stop = emb.stop
+    wrap(emb, "stop_runners", lambda a, k: "stop: airflow runners (scheduler, triggerer, dag-processor)")
+    wrap(emb, "stop", lambda a, k: "stop: airflow stop() (what still runs)")
+    real_stop = dep.stop
 
     def stop_watched(self: Any) -> None:
-        """Also record when each Airflow component exits after the SIGTERM."""
+        """Also record when each Airflow component exits after the deployment's stop began."""
         t0, done = time.time(), threading.Event()
 
         def watch() -> None:
-            left = dict(self.processes)
+            left = dict(self.airflow.processes) if self.airflow is not None else {}
             while left and not done.is_set():
                 for name, proc in list(left.items()):
                     if proc.poll() is not None:
@@ -114,7 +115,7 @@ def _child(root: Path, work: Path, events_path: Path) -> int:
             watcher.join(1)
             done.set()
 
-    emb.stop = stop_watched
+    dep.stop = stop_watched
     wrap(SeaweedFS, "stop", lambda a, k: "stop: seaweedfs")
 
     real_run, real_popen = subprocess.run, subprocess.Popen
@@ -247,7 +248,8 @@ def phases(result: dict[str, Any]) -> list[tuple[str, float]]:
     out.append(("demo: batch detail printed", (_first(lines, r"\[demo\] batch .*: COMPLETE", previous) or previous)
                 - previous))
     out.append(("shutdown (total)", stop["end"] - stop["begin"]))
-    for what in ("stop: airflow (4 components)", *(f"  stop: airflow {name} exited" for name in
+    for what in ("stop: airflow runners (scheduler, triggerer, dag-processor)", "stop: airflow stop() (what still runs)",
+                 *(f"  stop: airflow {name} exited" for name in
                  ("api-server", "scheduler", "dag-processor", "triggerer")), "stop: emulator", "stop: seaweedfs"):
         seconds = span(what)
         if seconds is not None:

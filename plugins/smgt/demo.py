@@ -35,6 +35,11 @@ DEMO_AIRFLOW_ENV = {
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
 }
+# Seconds SeaweedFS, Label Studio and the emulator get to exit after SIGTERM before SIGKILL (a kept
+# deployment: 30 s). SeaweedFS's filer took 11 s of its graceful stop at the end of the demo; its
+# acknowledged writes survive SIGKILL (../shared/notes/seaweedfs.md), and the demo's state is
+# deleted by the next demo.
+DEMO_STOP_GRACE_SECONDS = 3.0
 # How often the notebook flow asks batch/show whether the batch waits for the rate or is COMPLETE
 # (its default: 2 s).
 FLOW_POLL_SECONDS = 1.0
@@ -71,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
           " api-server, scheduler, dag-processor, triggerer; uploading the synthetic street video", flush=True)
     # Any free ports: a deployment someone keeps running (scripts/up.sh) has the usual ones.
     with LocalDeployment(work, workforce="simulated", task_seconds=args.task_seconds, init_seconds=0.0,
-                         preferred_ports=False, airflow_env=DEMO_AIRFLOW_ENV) as local:
+                         preferred_ports=False, airflow_env=DEMO_AIRFLOW_ENV,
+                         stop_grace=DEMO_STOP_GRACE_SECONDS) as local:
         assert local.airflow is not None
         airflow = local.airflow
         password = airflow.passwords["admin"]

@@ -268,6 +268,17 @@ class EmbeddedAirflow:
         return {name: proc.pid for name, proc in self.processes.items() if proc.poll() is None}
 
     def stop(self) -> None:
+        """Stop every component: `stop_runners()`, then the api-server."""
+        self.stop_runners()
+        # The api-server once the others are gone (their last reports go to it). It has nothing left
+        # to finish then: uvicorn shuts down in 0.1 s but the process took 1.8 s (idle) to over 3 s
+        # (the demo) to exit. It gets SERVER_STOP_GRACE_SECONDS, then SIGKILL (SQLite's journal
+        # keeps the database whole either way).
+        self._terminate(["api-server"], {"api-server": SERVER_STOP_GRACE_SECONDS})
+
+    def stop_runners(self) -> None:
+        """Stop what runs tasks, triggers and parses (a migration, the scheduler and the tasks it
+        runs, the triggerer, the dag-processor); the api-server keeps answering."""
         with self._spawn_lock:  # a start in another thread starts nothing after this
             self._stopped = True
             migrate, self._migrate = self._migrate, None
@@ -277,16 +288,11 @@ class EmbeddedAirflow:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             out.close()
-        # The scheduler (and the tasks it runs), the triggerer and the dag-processor first, with
-        # STOP_GRACE_SECONDS to finish; the api-server once they are gone (their last reports go
-        # to it). The api-server and the dag-processor have nothing left to finish then: uvicorn
-        # shuts down in 0.1 s but the process took 1.8 s (idle) to over 3 s (the demo) to exit, and
-        # the dag-processor does not always exit on SIGTERM. They get SERVER_STOP_GRACE_SECONDS, then
-        # SIGKILL (SQLite's journal keeps the database whole either way).
+        # The scheduler and the triggerer get STOP_GRACE_SECONDS to finish; the dag-processor does
+        # not always exit on SIGTERM and has nothing to finish: SERVER_STOP_GRACE_SECONDS.
         first = [name for name in self.processes if name != "api-server"]
         self._terminate(first, {name: SERVER_STOP_GRACE_SECONDS if name == "dag-processor" else STOP_GRACE_SECONDS
                                 for name in first})
-        self._terminate(["api-server"], {"api-server": SERVER_STOP_GRACE_SECONDS})
 
     def _terminate(self, names: list[str], grace: dict[str, float]) -> None:
         """SIGTERM the `names` components' process groups at once; SIGKILL each after its grace."""
