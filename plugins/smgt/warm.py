@@ -4,8 +4,9 @@ Airflow starts every task in a process forked from a long-lived parent: a Celery
 process, or one of the LocalExecutor's workers, which are forked from the scheduler. Whatever the
 parent imported before it forked, each task process has without paying for it: `warm_task_parent`
 imports the amazon provider's hooks and sensors, numpy, Pillow and shapely, loads the AWS service
-models into the shared botocore loader (`smgt.gt.session.warm_up`) and imports the batch DAG's
-modules (`TASK_MODULES`). Measured here: ~1.3 s of CPU once, instead of ~1.3 s in every task
+models into the shared botocore loader (`smgt.gt.session.warm_up`), imports the batch DAG's
+modules (`TASK_MODULES`) and what its tasks load on first use (trackeval, Pillow's image formats,
+Airflow's listener plugins). Measured here: ~1.3 s of CPU once, instead of ~1.3 s in every task
 process (bench/load_test.py for Celery, bench/demo_bench.py for the LocalExecutor).
 
 Where it runs: Celery's ``worker_init`` (smgt.celery_config) and the scheduler's start when it
@@ -49,9 +50,26 @@ def warm_task_parent(parent: str) -> bool:
         warm_up()
         for module in TASK_MODULES:
             importlib.import_module(module)
+        _warm_task_libraries()
     except Exception:
         log.exception("warming up %s failed; tasks will load their modules themselves", parent)
         return False
     _warmed = True
     log.info("%s warmed up in %.2f s of CPU (AWS models, task imports)", parent, time.process_time() - started)
     return True
+
+
+def _warm_task_libraries() -> None:
+    """What tasks load on first use, found in a py-spy profile of the load test's worker: the
+    quality report's trackeval metrics and Pillow's drawing and image formats (Image.open loads
+    the format plugins), and Airflow's plugins, which each task process loads for its listeners
+    (airflow.sdk.listener.get_listener_manager is cached per process)."""
+    import PIL.Image
+    import PIL.ImageDraw  # noqa: F401
+    from airflow.sdk.listener import get_listener_manager
+
+    from smgt.qa.levels import trackeval_metrics
+
+    trackeval_metrics()
+    PIL.Image.preinit()
+    get_listener_manager()

@@ -33,7 +33,8 @@ FAIL_VALUES = ("Fail",)
 TrackFrames = list[list[tuple[str, Box]]]  # per frame: (object id, box)
 
 
-def _metrics_module() -> Any:
+def trackeval_metrics() -> Any:
+    """trackeval.metrics, imported on first use (smgt.warm imports it in a task parent)."""
     # trackeval's package __init__ prints a line about an optional dataset it cannot import (BURST needs
     # pycocotools, left out of the lock); keep that off our stdout.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -69,7 +70,7 @@ def mot_metrics(gt: TrackFrames, tracker: TrackFrames, *, threshold: float = MAT
     """
     if len(gt) != len(tracker):
         raise ValueError(f"gt has {len(gt)} frames, tracker {len(tracker)}")
-    metrics = _metrics_module()
+    metrics = trackeval_metrics()
     data = _trackeval_data(gt, tracker)
     config = {"THRESHOLD": threshold, "PRINT_CONFIG": False}
     clear = metrics.CLEAR(config).eval_sequence(data)
@@ -90,7 +91,7 @@ def mot_events_per_frame(gt: TrackFrames, tracker: TrackFrames, *, threshold: fl
     those of the whole run up to t; evaluating each prefix and taking differences gives every frame's
     own events from the library's matching (T evaluations for T frames).
     """
-    metrics = _metrics_module()
+    metrics = trackeval_metrics()
     clear = metrics.CLEAR({"THRESHOLD": threshold, "PRINT_CONFIG": False})
     full = _trackeval_data(gt, tracker)
     out, before = [], {"FP": 0, "FN": 0, "IDSW": 0}
