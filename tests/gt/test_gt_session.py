@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -33,6 +34,29 @@ def test_clients_share_one_loader_whose_search_paths_do_not_grow(gt: FakeGroundT
         AwsHook(aws_conn_id="aws_default", client_type="sns").get_conn()
     assert LOADER.search_paths == paths
     assert len(set(paths)) == len(paths)
+
+
+def test_hooks_with_one_connection_share_a_session_in_a_thread_of_a_process(gt: FakeGroundTruth) -> None:
+    session = AwsHook(aws_conn_id="aws_default", client_type="s3").get_session()
+    assert LabelingJobHook(aws_conn_id="aws_default").get_session() is session
+    in_thread: list[Any] = []
+    worker = threading.Thread(target=lambda: in_thread.append(AwsHook(aws_conn_id="aws_default").get_session()))
+    worker.start()
+    worker.join()
+    assert in_thread[0] is not session  # boto3: sessions are not to be shared between threads
+
+    factory = SharedLoaderSessionFactory(conn=None)
+    keys = {"aws_access_key_id": "AKIA1", "aws_secret_access_key": "s1", "region_name": "us-east-1"}
+    first = factory._create_basic_session(dict(keys))
+    assert factory._create_basic_session(dict(keys)) is first
+    assert factory._create_basic_session({**keys, "aws_secret_access_key": "s2"}) is not first  # rotated
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # nor between processes: a fork gets its own
+        os.write(write, b"new" if factory._create_basic_session(dict(keys)) is not first else b"same")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 8) == b"new"
 
 
 def test_the_shared_loader_reads_a_service_model_once(gt: FakeGroundTruth, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,16 +10,20 @@ already). In the load test (bench/load_test.py) client creation was 31 % of the 
   the provider's own sessions, with one process-wide loader, as the provider already does for its
   async sessions (its ``base_aws._loader``; botocore issue #3078).
 - :func:`warm_up` loads the models of the services a batch calls into that loader and imports what
-  a task imports, in a process that forks the task processes (the Celery worker before its pool
-  starts: ``smgt.celery_config``), so a task starts with both.
+  a task imports, in a process that forks the task processes (``smgt.warm``: the Celery worker
+  before its pool starts, a LocalExecutor's scheduler), so a task starts with both.
 
-Only static API models are shared: credentials, regions and endpoints stay per session. Import
+Only static API models are shared between sessions: credentials, regions and endpoints stay per
+session; hooks with the same connection settings in one thread share a session. Import
 the provider's ``base_aws`` before this module (it imports this module when configured, at its
 end; importing this one first would make that a circular import).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import boto3
@@ -50,14 +54,44 @@ def _shared_loader() -> botocore.loaders.Loader:
 LOADER = _shared_loader()
 
 
+# Sessions a thread keeps for reuse (see SharedLoaderSessionFactory): a few connections' worth.
+SESSIONS_PER_THREAD = 8
+_thread = threading.local()
+
+
 class SharedLoaderSessionFactory(BaseSessionFactory):
     """The provider's session factory, with boto3 sessions that share one botocore loader
-    (``LOADER``) per process. Set ``[aws] session_factory = smgt.gt.session.SharedLoaderSessionFactory``."""
+    (``LOADER``) per process, and one session per thread for hooks with the same connection
+    settings. Set ``[aws] session_factory = smgt.gt.session.SharedLoaderSessionFactory``.
+
+    A boto3 session cost ~30 ms of CPU here (botocore registers its ~200 event handlers in each),
+    and every hook made its own: a task's S3 storage, SageMaker hook and SNS publish made three. A
+    session holds settings, not connections, and boto3 documents sessions as unsafe to share between
+    threads and processes (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/session.html#multithreading-or-multiprocessing-with-sessions),
+    hence per thread of a process; keyed by every session argument (credentials, region, profile), so changed
+    credentials get a new session; the least recently used beyond SESSIONS_PER_THREAD are dropped.
+    """
 
     def _create_basic_session(self, session_kwargs: dict[str, Any]) -> boto3.session.Session:
+        try:
+            key: tuple | None = tuple(sorted(session_kwargs.items()))
+            hash(key)
+        except TypeError:  # an unhashable argument: no reuse
+            key = None
+        if getattr(_thread, "pid", None) != os.getpid():  # a fork's copy of its parent's thread
+            _thread.pid, _thread.sessions = os.getpid(), OrderedDict()
+        sessions: OrderedDict[tuple, boto3.session.Session] = _thread.sessions
+        if key is not None and key in sessions:
+            sessions.move_to_end(key)
+            return sessions[key]
         core = botocore.session.get_session()
         core.register_component("data_loader", LOADER)
-        return boto3.session.Session(botocore_session=core, **session_kwargs)
+        session = boto3.session.Session(botocore_session=core, **session_kwargs)
+        if key is not None:
+            sessions[key] = session
+            while len(sessions) > SESSIONS_PER_THREAD:
+                sessions.popitem(last=False)
+        return session
 
 
 def warm_up() -> None:
