@@ -94,8 +94,10 @@ def rate_problem(rate: Any) -> str | None:
 # an executor "success" event for the same try. If the answer already resumed the task and the
 # scheduler queued it again, that stale event fails the new attempt ("task state changed
 # externally"). A person never answers that fast; an API client polling for
-# WAIT_FOR_META_DATA_INPUT does. There is no database signal for "the parking worker has exited",
-# hence a time.
+# WAIT_FOR_META_DATA_INPUT does. There is no database signal for "the parking worker has exited"
+# (the scheduler drains that event without writing anything), hence a time. Upstream:
+# https://github.com/apache/airflow/issues/72716 and #71580 (3.3.2 guards only a resumed TI still
+# SCHEDULED), fixes proposed in #72767 and #71579; once released, this wait can go.
 PARK_SETTLE_SECONDS = 12.0
 
 
