@@ -60,12 +60,15 @@ def warm_task_parent(parent: str) -> bool:
 
 
 def _warm_task_libraries() -> None:
-    """What tasks load on first use, found in a py-spy profile of the load test's worker: the
-    quality report's trackeval metrics and Pillow's drawing and image formats (Image.open loads
-    the format plugins), and Airflow's plugins, which each task process loads for its listeners
+    """The third-party libraries tasks use (numpy and shapely: the quality report and QA gate), and
+    what they load on first use, found in a py-spy profile of the load test's worker: the quality
+    report's trackeval metrics and Pillow's drawing and image formats (Image.open loads the format
+    plugins), and Airflow's plugins, which each task process loads for its listeners
     (airflow.sdk.listener.get_listener_manager is cached per process)."""
+    import numpy  # noqa: F401
     import PIL.Image
     import PIL.ImageDraw  # noqa: F401
+    import shapely  # noqa: F401
     from airflow.sdk.listener import get_listener_manager
 
     from smgt.qa.levels import trackeval_metrics

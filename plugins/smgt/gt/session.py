@@ -9,9 +9,10 @@ already). In the load test (bench/load_test.py) client creation was 31 % of the 
   (``[aws] session_factory``, https://airflow.apache.org/docs/apache-airflow-providers-amazon/stable/connections/aws.html#session-factory):
   the provider's own sessions, with one process-wide loader, as the provider already does for its
   async sessions (its ``base_aws._loader``; botocore issue #3078).
-- :func:`warm_up` loads the models of the services a batch calls into that loader and imports what
-  a task imports, in a process that forks the task processes (``smgt.warm``: the Celery worker
-  before its pool starts, a LocalExecutor's scheduler), so a task starts with both.
+- :func:`warm_up` loads the models of the services a batch calls into that loader and imports the
+  provider's AWS operators and sensors, in a process that forks the task processes (``smgt.warm``,
+  which also imports the rest: the Celery worker before its pool starts, a LocalExecutor's
+  scheduler), so a task starts with them.
 
 Only static API models are shared between sessions: credentials, regions and endpoints stay per
 session; hooks with the same connection settings in one thread share a session. Import
@@ -95,13 +96,11 @@ class SharedLoaderSessionFactory(BaseSessionFactory):
 
 
 def warm_up() -> None:
-    """Load `SERVICES`' models (and their endpoint rules) into ``LOADER`` and import what every batch
-    task imports, so that processes forked from this one have them. Costs ~1 s of CPU once."""
+    """Load `SERVICES`' models (and their endpoint rules) into ``LOADER`` and import the amazon
+    provider's operators and sensors, so that processes forked from this one have them (the rest of
+    what a task imports: smgt.warm). Costs ~1 s of CPU once."""
     import airflow.providers.amazon.aws.operators.base_aws  # noqa: F401
     import airflow.providers.amazon.aws.sensors.base_aws  # noqa: F401
-    import numpy  # noqa: F401  (the quality report and QA gate: smgt.qa)
-    import PIL.Image  # noqa: F401
-    import shapely  # noqa: F401
 
     core = botocore.session.get_session()
     core.register_component("data_loader", LOADER)
