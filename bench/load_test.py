@@ -44,6 +44,11 @@ were 800), AWS clients on one botocore loader per process, no inspect.stack per 
 worker's main process loading the tasks' modules before it forks. CPU over the drain: worker 283 s,
 scheduler 146 s, api-server 99 s, postgres 69 s, triggerer 58 s (693 s in all on 2 cores: still
 CPU-bound; the scheduler, api-server and database are Airflow's own per-task cost).
+Measured 2026-11-30, stop 21 (--before 7aa8407, the end of stop 20; this machine ran that code 25 %
+slower than the day before): drain 464.1 s -> 425.5 s, and 461.4 s -> 433.6 s in a second run.
+Hooks with one connection share a boto3 session per thread, and the warm-up also loads trackeval,
+Pillow's formats and Airflow's listener plugins. Worker CPU 327 s -> 284-285 s, in all 849-857 s ->
+779-797 s.
 """
 
 from __future__ import annotations
