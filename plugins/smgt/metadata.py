@@ -8,6 +8,7 @@ path as the REST API, so the batch API, the UI and the tests resume a batch the 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLEntryOperator
@@ -89,16 +90,21 @@ def rate_problem(rate: Any) -> str | None:
     return None
 
 
-# How old an AWAITING_INPUT park must be before it is answered. Airflow 3.3 race: the worker that
-# parked the task exits a little later (seconds, under load) and its exit reaches the scheduler as
-# an executor "success" event for the same try. If the answer already resumed the task and the
-# scheduler queued it again, that stale event fails the new attempt ("task state changed
+# How old an AWAITING_INPUT park must be before it is answered, at most. Airflow 3.3 race: the
+# worker that parked the task exits a little later (seconds, under load) and its exit reaches the
+# scheduler as an executor "success" event for the same try. If the answer already resumed the task
+# and the scheduler queued it again, that stale event fails the new attempt ("task state changed
 # externally"). A person never answers that fast; an API client polling for
-# WAIT_FOR_META_DATA_INPUT does. There is no database signal for "the parking worker has exited"
-# (the scheduler drains that event without writing anything), hence a time. Upstream:
-# https://github.com/apache/airflow/issues/72716 and #71580 (3.3.2 guards only a resumed TI still
-# SCHEDULED), fixes proposed in #72767 and #71579; once released, this wait can go.
+# WAIT_FOR_META_DATA_INPUT does. Upstream: https://github.com/apache/airflow/issues/72716 and #71580
+# (3.3.2 guards only a resumed TI still SCHEDULED), fixes proposed in #72767 and #71579; once
+# released, this wait can go. Where the parking process can be watched (`parked_worker_settled`),
+# the answer goes in as soon as the scheduler has taken that event, usually within a few seconds.
 PARK_SETTLE_SECONDS = 12.0
+# After the parking task process is gone (reaped by its supervisor), how long its worker may take to
+# hand the workload's result to the executor (LocalExecutor: a queue put; Celery: the result
+# backend's row). The supervisor does nothing slow in between unless remote logging uploads.
+EXIT_REPORT_SECONDS = 2.0
+SETTLE_POLL_SECONDS = 0.25
 
 
 class RateNotAwaitedError(LookupError):
@@ -138,6 +144,71 @@ def _settle_wait(ti: Any, detail: Any, settle_seconds: float) -> float:
     return max(0.0, settle_seconds - (timezone.utcnow() - max(moments)).total_seconds())
 
 
+def parking_process_gone(pid: int | None, hostname: str | None) -> bool:
+    """Whether the task process `pid` on `hostname` has exited and been reaped.
+
+    `pid` and `hostname` are a parked task instance's (`TaskInstance.pid`, `.hostname`: what its
+    supervisor reported when the try started). Only answerable on that host: False elsewhere, and
+    while the process runs or is a zombie (its supervisor, which reports the exit, has not collected
+    it yet). A pid taken by another process since also answers False: a caller waits longer, never
+    shorter.
+    """
+    import psutil
+    from airflow.utils.net import get_hostname
+
+    if not pid or not hostname or hostname != get_hostname():
+        return False
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_DEAD
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _last_scheduling_decision(session: Any, dag_id: str, run_id: str) -> Any:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalar(
+        select(DagRun.last_scheduling_decision).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    )
+
+
+def parked_worker_settled(session: Any, ti: Any, settle_seconds: float, *, dag_id: str, run_id: str) -> bool:
+    """Wait until answering the parked `ti` cannot race its worker's exit; True if a signal said so.
+
+    Without a signal it waits until the park is `settle_seconds` old (PARK_SETTLE_SECONDS) and
+    returns False. The signal: the parking process is gone (`parking_process_gone`), then the
+    scheduler began examining the batch's DAG run (`DagRun.last_scheduling_decision`, set in each
+    scheduler loop before the executors' events are read) after the worker had EXIT_REPORT_SECONDS
+    to report the exit, and then once more. The second examination belongs to a later loop: the
+    first loop has read and handled the stale event by then, and a resumed task can be queued no
+    earlier than in that later loop. Ends each poll's read transaction (SQLite: a reader would
+    hold up the scheduler's writes).
+    """
+    import time
+
+    from airflow._shared.timezones import timezone
+
+    deadline = time.monotonic() + _settle_wait(ti, getattr(ti, "hitl_detail", None), settle_seconds)
+    pid, hostname = ti.pid, ti.hostname  # read once: a rollback expires the row
+    report_by = first_examined = None
+    while True:
+        if report_by is None and parking_process_gone(pid, hostname):
+            report_by = timezone.utcnow() + timedelta(seconds=EXIT_REPORT_SECONDS)
+        if report_by is not None:
+            examined = _last_scheduling_decision(session, dag_id, run_id)
+            if examined is not None and examined > report_by:
+                if first_examined is not None and examined > first_examined:
+                    session.rollback()
+                    return True
+                first_examined = first_examined or examined
+        session.rollback()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(SETTLE_POLL_SECONDS, left))
+
+
 def answer_down_sampling_rate(
     session: Any,
     *,
@@ -156,17 +227,13 @@ def answer_down_sampling_rate(
     `settle_seconds` (see PARK_SETTLE_SECONDS) may be 0 only where no separate worker parked the
     task (dag.test()).
     """
-    import time
-
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
     from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
     from fastapi import HTTPException
 
     ti, detail = _rate_task(session, dag_id, run_id, task_id, map_index)
-    wait = _settle_wait(ti, detail, settle_seconds)
-    if wait > 0:
-        session.rollback()  # end the read transaction first: on SQLite it would block the scheduler
-        time.sleep(wait)
+    if _settle_wait(ti, detail, settle_seconds) > 0:
+        parked_worker_settled(session, ti, settle_seconds, dag_id=dag_id, run_id=run_id)
         ti, detail = _rate_task(session, dag_id, run_id, task_id, map_index)
     # HITLEntryOperator takes a single "OK" (its default); use whatever the task declared.
     chosen = list(detail.defaults or [])[:1] or list(detail.options or [])[:1]

@@ -54,3 +54,27 @@ def test_a_rate_out_of_range_in_airflows_form_is_refused_and_asked_again(stack) 
                       "the batch did not finish")
     assert detail["status"] == "COMPLETE", detail
     assert {j["downSamplingRate"] for j in detail["secondLevel"]["jobLevels"]} == {50}
+
+
+def test_batch_metadata_post_right_after_the_park_answers_within_seconds_and_completes(stack) -> None:
+    # An API client posts the moment it sees WAIT_FOR_META_DATA_INPUT. batch-metadata/post waits
+    # until the worker that parked the rate task is gone and the scheduler has taken its exit
+    # (smgt.metadata.parked_worker_settled), not the whole PARK_SETTLE_SECONDS; the resumed try
+    # must then not be failed by that exit ("task state changed externally").
+    batch_id = new_batch_id("post-rate")
+    admin = stack.session("admin")
+    resp = admin.post(stack.api("batch/create"), json=notebook_batch(batch_id), timeout=120)
+    assert resp.status_code == 200, resp.text
+    wait_for(stack, batch_id, lambda d: d["status"] == "WAIT_FOR_META_DATA_INPUT", 240, "never waited for the rate")
+    start = time.monotonic()
+    resp = admin.post(stack.api("batch-metadata/post"), json={"batchId": batch_id, "downSamplingRate": 50},
+                      timeout=120)
+    took = time.monotonic() - start
+    assert resp.status_code == 200, resp.text
+    # Waiting out the whole settle would take PARK_SETTLE_SECONDS less the park's age (1-2 s here).
+    assert took < PARK_SETTLE_SECONDS - 3, f"batch-metadata/post took {took:.1f} s"
+    detail = wait_for(stack, batch_id, lambda d: d["status"] in ("COMPLETE", "INTERNAL_ERROR"), 300,
+                      "the batch did not finish")
+    assert detail["status"] == "COMPLETE", detail
+    task = rate_task_state(stack, batch_id)
+    assert task["state"] == "success" and task["try_number"] == 1, task
