@@ -35,10 +35,12 @@ DEMO_AIRFLOW_ENV = {
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
 }
-# Seconds SeaweedFS, Label Studio and the emulator get to exit after SIGTERM before SIGKILL (a kept
-# deployment: 30 s). SeaweedFS's filer took 11 s of its graceful stop at the end of the demo; its
-# acknowledged writes survive SIGKILL (../shared/notes/seaweedfs.md), and the demo's state is
-# deleted by the next demo.
+# Seconds every component gets to exit after SIGTERM before SIGKILL (a kept deployment: 30 s, and
+# 15 s for Airflow's scheduler and triggerer). SeaweedFS's filer took 11 s of its graceful stop at
+# the end of the demo, Airflow's triggerer 11 s in about one stop of three (its supervisor waits out
+# its kill window when the runner exits a moment after closing its sockets). Nothing runs once the
+# batch is COMPLETE, SeaweedFS's acknowledged writes survive SIGKILL
+# (../shared/notes/seaweedfs.md), and the next demo deletes the state.
 DEMO_STOP_GRACE_SECONDS = 3.0
 # How often the notebook flow asks batch/show whether the batch waits for the rate or is COMPLETE
 # (its default: 2 s).

@@ -47,6 +47,7 @@ import psutil
 import requests
 
 from smgt.embedded import ROOT, EmbeddedAirflow, free_port
+from smgt.embedded import STOP_GRACE_SECONDS as AIRFLOW_STOP_GRACE_SECONDS
 from smgt.local.bootstrap import WORK_TEAM_MEMBERS_ENV, parse_work_team_members, worker_email
 from smgt.local.demo import upload_demo_data
 from smgt.local.emulator import S3Store, aws_env
@@ -166,7 +167,9 @@ class LocalDeployment:
         self.airflow_env = dict(airflow_env or {})
         self.labelstudio_poll_seconds = labelstudio_poll_seconds
         self.preferred_ports = preferred_ports
-        self.stop_grace = stop_grace  # seconds SeaweedFS, Label Studio and the emulator get to exit
+        # Seconds SeaweedFS, Label Studio and the emulator get to exit; Airflow's scheduler and
+        # triggerer get as much, at most their own default (smgt.embedded.STOP_GRACE_SECONDS).
+        self.stop_grace = stop_grace
         self.settings = settings or get_settings()
         self.config: dict[str, Any] = {}
         self.seaweedfs: Any = None
@@ -338,7 +341,7 @@ class LocalDeployment:
         if self.airflow is not None:
             # First what runs tasks and triggers: they may still call S3, GT and Label Studio while
             # they finish.
-            self.airflow.stop_runners()
+            self.airflow.stop_runners(min(self.stop_grace, AIRFLOW_STOP_GRACE_SECONDS))
             if self._servers is not None:  # a start interrupted while Airflow's servers started
                 self._servers.join()
                 self._servers = None

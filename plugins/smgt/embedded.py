@@ -267,18 +267,24 @@ class EmbeddedAirflow:
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.processes.items() if proc.poll() is None}
 
-    def stop(self) -> None:
-        """Stop every component: `stop_runners()`, then the api-server."""
-        self.stop_runners()
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every component: `stop_runners(grace)`, then the api-server."""
+        self.stop_runners(grace)
         # The api-server once the others are gone (their last reports go to it). It has nothing left
         # to finish then: uvicorn shuts down in 0.1 s but the process took 1.8 s (idle) to over 3 s
         # (the demo) to exit. It gets SERVER_STOP_GRACE_SECONDS, then SIGKILL (SQLite's journal
         # keeps the database whole either way).
         self._terminate(["api-server"], {"api-server": SERVER_STOP_GRACE_SECONDS})
 
-    def stop_runners(self) -> None:
+    def stop_runners(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop what runs tasks, triggers and parses (a migration, the scheduler and the tasks it
-        runs, the triggerer, the dag-processor); the api-server keeps answering."""
+        runs, the triggerer, the dag-processor); the api-server keeps answering.
+
+        `grace`: seconds the scheduler and the triggerer get after SIGTERM before SIGKILL. A
+        deployment whose state is thrown away (the demo) gives less: Airflow 3.3's supervisor can
+        sit out its whole kill escalation window (the triggerer's 10 s) when its child closes its
+        sockets a moment before it can be reaped; that child, then a zombie, has finished.
+        """
         with self._spawn_lock:  # a start in another thread starts nothing after this
             self._stopped = True
             migrate, self._migrate = self._migrate, None
@@ -288,10 +294,10 @@ class EmbeddedAirflow:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             out.close()
-        # The scheduler and the triggerer get STOP_GRACE_SECONDS to finish; the dag-processor does
-        # not always exit on SIGTERM and has nothing to finish: SERVER_STOP_GRACE_SECONDS.
+        # The scheduler and the triggerer get `grace` to finish; the dag-processor does not always
+        # exit on SIGTERM and has nothing to finish: SERVER_STOP_GRACE_SECONDS.
         first = [name for name in self.processes if name != "api-server"]
-        self._terminate(first, {name: SERVER_STOP_GRACE_SECONDS if name == "dag-processor" else STOP_GRACE_SECONDS
+        self._terminate(first, {name: min(grace, SERVER_STOP_GRACE_SECONDS) if name == "dag-processor" else grace
                                 for name in first})
 
     def _terminate(self, names: list[str], grace: dict[str, float]) -> None:
