@@ -33,8 +33,10 @@ that run the approaches in turn (the machine may be shared); "cpu s" is the proc
 (user + system) for the same operation, less sensitive to other load. Memory: right before the
 operation the subprocess resets its peak RSS (`5` > /proc/self/clear_refs) and reads VmRSS as
 baseline; the peak is VmHWM afterwards (ru_maxrss, which includes import-time peaks, where the reset
-is refused). The increment is peak minus baseline, the largest of the rounds. The files are in the page cache for every run
-(they were just written), so this measures CPU and memory, not disk.
+is refused). The increment is peak minus baseline, the largest of the rounds. The files are in memory
+for every run: on /dev/shm (tmpfs) by default, so this measures CPU and memory, not disk (see
+memory_dir: on a disk filesystem the same file creates cost 1x-7x depending on what ran before;
+--tmp-dir measures there).
 For frames, (p), (b) and (c) create one new sequence file per line while (a) writes nothing; on the
 development machine's filesystem a plain create + write of one costs 0.25-0.9 ms (more than the whole
 read + parse of a line, ~0.4 ms), Storage.write_json (temporary name, fchmod, makedirs, rename) ~0.2-0.3
@@ -47,6 +49,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import random
 import resource
 import shutil
@@ -313,6 +316,18 @@ def measure(mode: str, workload: str, src: Path, out_dir: Path, rate: float, bef
     return result
 
 
+def memory_dir(size_mb: int) -> str | None:
+    """/dev/shm (tmpfs) when it can hold the workloads and every approach's output, else None (the
+    system temp). On a disk filesystem, creating files pays for the journal and for discarding
+    the blocks of the output the previous approach deleted: on the development machine's ext4
+    (mounted with discard) the same 5000 creates took 0.1 s or 0.7 s depending on what ran
+    before, which is neither the code's CPU nor its memory."""
+    shm = "/dev/shm"
+    if not os.access(shm, os.W_OK):
+        return None
+    return shm if shutil.disk_usage(shm).free > (3 * size_mb + 1024) * MB else None
+
+
 def write_before(ref: str, dest: Path) -> Path:
     """plugins/smgt/manifests.py as of git `ref`, written to `dest`."""
     repo = Path(__file__).resolve().parents[1]
@@ -333,7 +348,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200, help="frames per sequence file")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each approach keeps its best time")
-    parser.add_argument("--tmp-dir", default=None, help="where to generate (default: system temp)")
+    parser.add_argument("--tmp-dir", default=None,
+                        help="where to generate (default: /dev/shm when it has room, else the system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--before-ref", default=BEFORE_REF,
                         help=f"git revision of the previous smgt/manifests.py for (p) (default {BEFORE_REF})")
@@ -347,7 +363,7 @@ def main() -> None:
         worker(args)
         return
 
-    root = Path(tempfile.mkdtemp(prefix="manifest-bench-", dir=args.tmp_dir))
+    root = Path(tempfile.mkdtemp(prefix="manifest-bench-", dir=args.tmp_dir or memory_dir(args.size_mb)))
     try:
         before = write_before(args.before_ref, root / "manifests_before.py")
         t0 = time.perf_counter()
@@ -361,7 +377,7 @@ def main() -> None:
         )
         print(
             f"rate {args.rate:g} %, before = smgt/manifests.py at {args.before_ref}, best of {args.repeat}, "
-            f"python {sys.version.split()[0]}\n"
+            f"python {sys.version.split()[0]}, files under {root.parent}\n"
         )
         header = (f"{'workload':<8} {'approach':<14} {'time s':>8} {'x read':>7} {'cpu s':>7} {'x read':>7} "
                   f"{'peak RSS MB':>12} {'RSS incr MB':>12}")
