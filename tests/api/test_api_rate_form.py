@@ -23,12 +23,18 @@ def rate_task_state(stack, batch_id: str) -> dict[str, Any]:
     return stack.session("admin").get(url, timeout=30).json()
 
 
-def test_a_rate_out_of_range_in_airflows_form_is_refused_and_asked_again(stack) -> None:
-    batch_id = new_batch_id("form-rate")
+def batch_waiting_for_the_rate(stack, prefix: str) -> tuple[str, Any]:
+    """A new notebook batch, once it waits for its rate; and an admin session."""
+    batch_id = new_batch_id(prefix)
     admin = stack.session("admin")
     resp = admin.post(stack.api("batch/create"), json=notebook_batch(batch_id), timeout=120)
     assert resp.status_code == 200, resp.text
     wait_for(stack, batch_id, lambda d: d["status"] == "WAIT_FOR_META_DATA_INPUT", 240, "never waited for the rate")
+    return batch_id, admin
+
+
+def test_a_rate_out_of_range_in_airflows_form_is_refused_and_asked_again(stack) -> None:
+    batch_id, admin = batch_waiting_for_the_rate(stack, "form-rate")
     # A person takes longer than the worker that parked the task takes to exit (PARK_SETTLE_SECONDS
     # says why an answer within seconds races Airflow 3.3's executor event; batch-metadata/post waits).
     time.sleep(PARK_SETTLE_SECONDS)
@@ -61,11 +67,7 @@ def test_batch_metadata_post_right_after_the_park_answers_within_seconds_and_com
     # until the worker that parked the rate task is gone and the scheduler has taken its exit
     # (smgt.metadata.parked_worker_settled), not the whole PARK_SETTLE_SECONDS; the resumed try
     # must then not be failed by that exit ("task state changed externally").
-    batch_id = new_batch_id("post-rate")
-    admin = stack.session("admin")
-    resp = admin.post(stack.api("batch/create"), json=notebook_batch(batch_id), timeout=120)
-    assert resp.status_code == 200, resp.text
-    wait_for(stack, batch_id, lambda d: d["status"] == "WAIT_FOR_META_DATA_INPUT", 240, "never waited for the rate")
+    batch_id, admin = batch_waiting_for_the_rate(stack, "post-rate")
     start = time.monotonic()
     resp = admin.post(stack.api("batch-metadata/post"), json={"batchId": batch_id, "downSamplingRate": 50},
                       timeout=120)
