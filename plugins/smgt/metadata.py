@@ -173,6 +173,25 @@ def _last_scheduling_decision(session: Any, dag_id: str, run_id: str) -> Any:
     )
 
 
+def sole_live_scheduler(session: Any, job_id: int | None) -> bool:
+    """Whether scheduler job `job_id` is the only one alive (`[scheduler]
+    scheduler_health_check_threshold`, as Airflow's own health check counts them)."""
+    from airflow._shared.timezones import timezone
+    from airflow.configuration import conf
+    from airflow.jobs.job import Job, JobState
+    from sqlalchemy import select
+
+    if job_id is None:
+        return False
+    alive_since = timezone.utcnow() - timedelta(seconds=conf.getint("scheduler", "scheduler_health_check_threshold"))
+    alive = session.scalars(
+        select(Job.id).where(
+            Job.job_type == "SchedulerJob", Job.state == JobState.RUNNING, Job.latest_heartbeat > alive_since
+        )
+    ).all()
+    return list(alive) == [job_id]
+
+
 def parked_worker_settled(session: Any, ti: Any, settle_seconds: float, *, dag_id: str, run_id: str) -> bool:
     """Wait until answering the parked `ti` cannot race its worker's exit; True if a signal said so.
 
@@ -182,8 +201,10 @@ def parked_worker_settled(session: Any, ti: Any, settle_seconds: float, *, dag_i
     scheduler loop before the executors' events are read) after the worker had EXIT_REPORT_SECONDS
     to report the exit, and then once more. The second examination belongs to a later loop: the
     first loop has read and handled the stale event by then, and a resumed task can be queued no
-    earlier than in that later loop. Ends each poll's read transaction (SQLite: a reader would
-    hold up the scheduler's writes).
+    earlier than in that later loop. That holds for the scheduler whose executor ran the task
+    (`TaskInstance.queued_by_job_id`) only: with another scheduler alive, the examinations may be
+    its, and the time decides. Ends each poll's read transaction (SQLite: a reader would hold up
+    the scheduler's writes).
     """
     import time
 
@@ -191,9 +212,10 @@ def parked_worker_settled(session: Any, ti: Any, settle_seconds: float, *, dag_i
 
     deadline = time.monotonic() + _settle_wait(ti, getattr(ti, "hitl_detail", None), settle_seconds)
     pid, hostname = ti.pid, ti.hostname  # read once: a rollback expires the row
+    watchable = sole_live_scheduler(session, ti.queued_by_job_id)
     report_by = first_examined = None
     while True:
-        if report_by is None and parking_process_gone(pid, hostname):
+        if watchable and report_by is None and parking_process_gone(pid, hostname):
             report_by = timezone.utcnow() + timedelta(seconds=EXIT_REPORT_SECONDS)
         if report_by is not None:
             examined = _last_scheduling_decision(session, dag_id, run_id)
