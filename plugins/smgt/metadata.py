@@ -102,7 +102,10 @@ def rate_problem(rate: Any) -> str | None:
 PARK_SETTLE_SECONDS = 12.0
 # After the parking task process is gone (reaped by its supervisor), how long its worker may take to
 # hand the workload's result to the executor (LocalExecutor: a queue put; Celery: the result
-# backend's row). The supervisor does nothing slow in between unless remote logging uploads.
+# backend's row). An allowance, not a bound: in between, the supervisor only finishes reading the
+# task's sockets (up to [workers] socket_cleanup_timeout if another process holds them), uploads
+# remote logs and flushes traces where configured; none of which this deployment does, and all of
+# which took milliseconds here.
 EXIT_REPORT_SECONDS = 2.0
 SETTLE_POLL_SECONDS = 0.25
 
@@ -150,8 +153,9 @@ def parking_process_gone(pid: int | None, hostname: str | None) -> bool:
     `pid` and `hostname` are a parked task instance's (`TaskInstance.pid`, `.hostname`: what its
     supervisor reported when the try started). Only answerable on that host: False elsewhere, and
     while the process runs or is a zombie (its supervisor, which reports the exit, has not collected
-    it yet). A pid taken by another process since also answers False: a caller waits longer, never
-    shorter.
+    it yet). A pid taken by another process since also answers False: a caller waits longer. It
+    assumes one pid namespace per hostname (containers with their own pids need their own
+    hostnames, as docker compose gives them).
     """
     import psutil
     from airflow.utils.net import get_hostname
@@ -203,22 +207,30 @@ def parked_worker_settled(session: Any, ti: Any, settle_seconds: float, *, dag_i
     first loop has read and handled the stale event by then, and a resumed task can be queued no
     earlier than in that later loop. That holds for the scheduler whose executor ran the task
     (`TaskInstance.queued_by_job_id`) only: with another scheduler alive, the examinations may be
-    its, and the time decides. Ends each poll's read transaction (SQLite: a reader would hold up
-    the scheduler's writes).
+    its, and the time decides. The exit time is this host's clock and the examinations the
+    scheduler's: hosts apart by more than EXIT_REPORT_SECONDS would need the 12 s. Ends each poll's
+    read transaction (SQLite: a reader would hold up the scheduler's writes).
     """
     import time
 
     from airflow._shared.timezones import timezone
+    from sqlalchemy.exc import OperationalError
 
     deadline = time.monotonic() + _settle_wait(ti, getattr(ti, "hitl_detail", None), settle_seconds)
-    pid, hostname = ti.pid, ti.hostname  # read once: a rollback expires the row
-    watchable = sole_live_scheduler(session, ti.queued_by_job_id)
+    pid, hostname, queued_by = ti.pid, ti.hostname, ti.queued_by_job_id  # read once: a rollback expires the row
+    try:
+        watchable = sole_live_scheduler(session, queued_by)
+    except OperationalError:  # e.g. SQLite busy: no signal, the time decides (it cannot fail)
+        watchable = False
     report_by = first_examined = None
     while True:
         if watchable and report_by is None and parking_process_gone(pid, hostname):
             report_by = timezone.utcnow() + timedelta(seconds=EXIT_REPORT_SECONDS)
         if report_by is not None:
-            examined = _last_scheduling_decision(session, dag_id, run_id)
+            try:
+                examined = _last_scheduling_decision(session, dag_id, run_id)
+            except OperationalError:
+                examined = None
             if examined is not None and examined > report_by:
                 if first_examined is not None and examined > first_examined:
                     session.rollback()
