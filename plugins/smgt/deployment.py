@@ -205,6 +205,9 @@ class LocalDeployment:
             "airflow_admin_password": lambda: secrets.token_urlsafe(12),
             "airflow_user_password": lambda: secrets.token_urlsafe(12),
             "airflow_viewer_password": lambda: secrets.token_urlsafe(12),
+            # Airflow signs its tokens and cookies with these; kept, so tokens outlive a restart.
+            "airflow_jwt_secret": lambda: secrets.token_urlsafe(64),
+            "airflow_secret_key": lambda: secrets.token_urlsafe(32),
         }
         for name, make in defaults.items():
             keys.setdefault(name, make())
@@ -296,7 +299,9 @@ class LocalDeployment:
                 # triggers call AWS) once the emulator is up.
                 self.airflow = EmbeddedAirflow(
                     self.state_dir / "airflow", aws_env=self.env(), port=self.ports["airflow"],
-                    passwords=self.airflow_passwords(), extra_env=self.airflow_env)
+                    passwords=self.airflow_passwords(), extra_env=self.airflow_env,
+                    signing_secrets={"jwt_secret": self.config["secrets"]["airflow_jwt_secret"],
+                                     "secret_key": self.config["secrets"]["airflow_secret_key"]})
                 servers = self._servers = _Background(self.airflow.start_servers)
             for name in ("seaweedfs", "labelstudio", "emulator"):
                 if name != "labelstudio" or self.workforce == "labelstudio":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -57,6 +58,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def new_signing_secrets() -> dict[str, str]:
+    """Random `jwt_secret` (AIRFLOW__API_AUTH__JWT_SECRET) and `secret_key` (AIRFLOW__API__SECRET_KEY).
+
+    64 random bytes for the JWT secret: Airflow signs with HS512, whose key should be at least as
+    long as its 64-byte hash (RFC 7518 section 3.2; PyJWT warns below that)."""
+    return {"jwt_secret": secrets.token_urlsafe(64), "secret_key": secrets.token_urlsafe(32)}
+
+
 class EmbeddedAirflow:
     def __init__(
         self,
@@ -68,6 +77,7 @@ class EmbeddedAirflow:
         extra_env: dict[str, str] | None = None,
         startup_seconds: float = 180,
         passwords: dict[str, str] | None = None,
+        signing_secrets: dict[str, str] | None = None,
     ) -> None:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
@@ -76,6 +86,10 @@ class EmbeddedAirflow:
         self.unpause = unpause
         self.startup_seconds = startup_seconds
         self.passwords = dict(passwords or PASSWORDS)
+        # What the api-server signs tokens (JWT) and session cookies with: whoever knows it can mint
+        # an admin token. New for every instance unless given (a kept deployment keeps its own, so
+        # tokens outlive a restart: smgt.deployment).
+        self.signing_secrets = dict(signing_secrets or new_signing_secrets())
         self.processes: dict[str, subprocess.Popen] = {}
         self._migrate: tuple[subprocess.Popen, Any] | None = None
         # stop() sets it: a start running in another thread then starts nothing more.
@@ -117,8 +131,8 @@ class EmbeddedAirflow:
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API__BASE_URL": self.url,
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-                "AIRFLOW__API_AUTH__JWT_SECRET": "smgt-embedded-jwt-secret-0123456789abcdef",
-                "AIRFLOW__API__SECRET_KEY": "smgt-embedded-secret-key",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.signing_secrets["jwt_secret"],
+                "AIRFLOW__API__SECRET_KEY": self.signing_secrets["secret_key"],
                 # Look for new files in dags/ every 5 s, so a fresh instance has smgt_batch in
                 # seconds (a new file is parsed at once); re-parse a known file every 30 s
                 # (Airflow's default): each parse costs ~1 s of CPU, a tenth of a core at 5 s.

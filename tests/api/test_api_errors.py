@@ -49,6 +49,24 @@ def test_a_forged_token_is_refused(stack, method, path):
     assert resp.json()["message"] == "Invalid JWT token"
 
 
+def test_a_token_signed_with_any_secret_but_this_deployments_is_refused(stack):
+    """The api-server's signing secret is its own (smgt.embedded.new_signing_secrets): a token with the
+    same claims, signed with the secret every deployment used to share or with any other, is refused."""
+    import jwt
+
+    token = stack.token("admin")
+    header, claims = jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
+
+    def show_with(secret: str) -> int:
+        http = stack.session(None)
+        http.headers["Authorization"] = "Bearer " + jwt.encode(claims, secret, algorithm=header["alg"], headers=header)
+        return http.get(stack.api("batch/show"), timeout=30).status_code
+
+    assert show_with(stack.signing_secrets["jwt_secret"]) == 200  # the re-signing itself is sound
+    assert show_with("smgt-embedded-jwt-secret-0123456789abcdef") == 403
+    assert show_with(stack.signing_secrets["jwt_secret"] + "x") == 403
+
+
 def test_viewer_may_read_but_not_create_or_post_metadata(stack):
     viewer = stack.session("viewer")
     assert viewer.get(stack.api("batch/show"), timeout=30).status_code == 200

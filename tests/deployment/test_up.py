@@ -6,6 +6,7 @@ test_labelstudio.py); --reset says what it deletes and deletes only when confirm
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -89,9 +90,13 @@ def test_up_survives_stop_start_and_sigkill(tmp_path: Path, ups: list[Up]) -> No
     wait_until("level 1 to be labeled", lambda: up.show(BATCH)["firstLevel"]["status"] == "COMPLETE", 240, 2)
 
     # SIGKILL the supervisor while level 2 runs: its components are orphaned, then ended by the next start.
+    first_session = up.http
     up.stop(signal.SIGKILL)
     up = Up(state, log)
     ups.append(up)
+    # Airflow signs tokens with this state dir's own secret, kept: a token from before still works.
+    assert len(json.loads((state / "deployment.json").read_text())["secrets"]["airflow_jwt_secret"]) >= 64
+    assert first_session.get(f"{up.airflow}/smgt/batch/show", timeout=60).status_code == 200
     listed = up.show()
     assert BATCH in listed["IN_PROGRESS"] + listed["COMPLETE"], listed
     done = wait_until("the running batch to finish after the restart",
