@@ -126,3 +126,28 @@ def test_a_resolve_that_failed_without_rejecting_the_config_is_an_internal_error
     assert batch_status(failed) == "INTERNAL_ERROR"
     retrying = snapshot({("resolve_batch", -1): "up_for_retry"})
     assert batch_status(retrying) == "IN_PROGRESS"
+
+
+def test_why_a_batch_not_waiting_takes_no_rate_names_the_reason() -> None:
+    from smgt.batch_status import rate_not_awaited_reason
+
+    rate = "level_2.down_sampling_rate"
+
+    def reason(states: dict[tuple[str, int], Any], **kwargs: Any) -> str:
+        return rate_not_awaited_reason(snapshot(states, **kwargs))
+
+    assert reason({(JOB, 0): "deferred", (rate, -1): None}) == (
+        "status IN_PROGRESS; it asks for the rate once level 1 is done")
+    assert reason({(JOB, 0): "success", (rate, -1): "running"}) == (
+        "status IN_PROGRESS; it is about to ask for the rate: retry in a few seconds")
+    assert reason({(rate, -1): "success"}) == "status IN_PROGRESS; its rate was already given"
+    assert reason({(rate, -1): "success"}, run_state="success") == "status COMPLETE"
+    # The notebook batch gives its level-2 jobs no rate; with one of their own there is nothing to ask.
+    config = validate_batch_config(notebook_batch(BATCH)).to_conf()
+    for job in config["labelingJobs"]:
+        if job["jobLevel"] == 2:
+            job["inputConfig"]["downSamplingRate"] = 50
+    snap = snapshot({(rate, -1): None})
+    snap.xcoms[("resolve_batch", -1, "return_value")] = config
+    assert rate_not_awaited_reason(snap) == (
+        "status IN_PROGRESS; it needs no rate: every chained job has its own, or there is none")

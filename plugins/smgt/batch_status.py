@@ -23,7 +23,9 @@ from smgt.batch import (
     REJECTION_XCOM_KEY,
     VALIDATION_FAIL,
     WAIT_FOR_META_DATA_INPUT,
+    level_needs_rate,
 )
+from smgt.config import BatchConfig
 from smgt.dag_factory import (
     FINALIZE_TASK_ID,
     JOB_TASK_ID,
@@ -85,6 +87,29 @@ def waiting_rate_task(snapshot: BatchSnapshot) -> tuple[str, int] | None:
         return None
     waiting = _rate_tasks_waiting(snapshot)
     return waiting[0] if waiting else None
+
+
+def rate_not_awaited_reason(snapshot: BatchSnapshot) -> str:
+    """Why a batch that is not waiting for its rate does not take one now (batch-metadata/post's 409):
+    it has ended, is about to ask, will ask once a level is done, was answered, or never asks."""
+    status = batch_status(snapshot)
+    if status != IN_PROGRESS:
+        return f"status {status}"
+    try:
+        config = BatchConfig.model_validate(snapshot.config)
+    except ValueError:  # not resolved yet
+        return "status IN_PROGRESS; its config is being checked"
+    answered = False
+    for level in (level for level in config.levels if level > 1):
+        state = snapshot.ti_states.get((f"{level_group_id(level)}.{RATE_TASK_ID}", -1))
+        if state in ("running", "queued", "scheduled"):
+            return "status IN_PROGRESS; it is about to ask for the rate: retry in a few seconds"
+        answered |= state == "success"
+        if state not in ("success", "skipped", *FAILED_STATES) and level_needs_rate(config, level):
+            return f"status IN_PROGRESS; it asks for the rate once level {level - 1} is done"
+    if answered:
+        return "status IN_PROGRESS; its rate was already given"
+    return "status IN_PROGRESS; it needs no rate: every chained job has its own, or there is none"
 
 
 def batch_status(snapshot: BatchSnapshot) -> str:

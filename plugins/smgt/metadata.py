@@ -243,6 +243,24 @@ def parked_worker_settled(session: Any, ti: Any, settle_seconds: float, *, dag_i
         time.sleep(min(SETTLE_POLL_SECONDS, left))
 
 
+def _lock_hitl_detail(session: Any, ti_id: Any) -> None:
+    """Hold the task's HITL row until this transaction ends, and forget what the session read before.
+
+    Two answers at once must not both be taken (SPEC: 409 once metadata was given). Airflow's handler
+    locks the row with SELECT ... FOR UPDATE, which SQLite (the embedded default) ignores, and checks
+    `response_received` on what it read before locking. An UPDATE that changes nothing locks on
+    both: the row on Postgres, the database's write lock on SQLite (a transaction's first statement,
+    so it waits for a concurrent answer's commit instead of failing on a stale snapshot); the
+    second answer then reads the first one's response and is refused.
+    """
+    from airflow.models.hitl import HITLDetail
+    from sqlalchemy import update
+
+    session.execute(update(HITLDetail).where(HITLDetail.ti_id == ti_id).values(ti_id=HITLDetail.ti_id)
+                    .execution_options(synchronize_session=False))
+    session.expire_all()
+
+
 def answer_down_sampling_rate(
     session: Any,
     *,
@@ -268,7 +286,12 @@ def answer_down_sampling_rate(
     ti, detail = _rate_task(session, dag_id, run_id, task_id, map_index)
     if _settle_wait(ti, detail, settle_seconds) > 0:
         parked_worker_settled(session, ti, settle_seconds, dag_id=dag_id, run_id=run_id)
-        ti, detail = _rate_task(session, dag_id, run_id, task_id, map_index)
+    _lock_hitl_detail(session, ti.id)
+    try:
+        ti, detail = _rate_task(session, dag_id, run_id, task_id, map_index)  # as the lock found it
+    except RateNotAwaitedError:
+        session.rollback()  # releases the lock
+        raise
     # HITLEntryOperator takes a single "OK" (its default); use whatever the task declared.
     chosen = list(detail.defaults or [])[:1] or list(detail.options or [])[:1]
     try:

@@ -80,3 +80,31 @@ def test_batch_metadata_post_right_after_the_park_answers_within_seconds_and_com
     assert detail["status"] == "COMPLETE", detail
     task = rate_task_state(stack, batch_id)
     assert task["state"] == "success" and task["try_number"] == 1, task
+
+
+def test_two_rates_posted_at_once_one_is_taken_and_the_other_gets_409(stack) -> None:
+    # Two clients (or a double click) answer the same waiting batch at the same moment: one answer
+    # is taken, the other is told so (SPEC section 7: 409 when metadata was already given), and the
+    # level-2 jobs run at the rate of the answer that got 200.
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    batch_id, _ = batch_waiting_for_the_rate(stack, "race-rate")
+    together = Barrier(2)
+    sessions = {20: stack.session("admin"), 80: stack.session("user")}
+
+    def post(rate: int) -> tuple[int, int, str]:
+        together.wait()
+        resp = sessions[rate].post(stack.api("batch-metadata/post"), json={"batchId": batch_id, "downSamplingRate": rate},
+                                   timeout=120)
+        return rate, resp.status_code, resp.text
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(post, (20, 80)))
+    assert sorted(code for _, code, _ in answers) == [200, 409], answers
+    taken = next(rate for rate, code, _ in answers if code == 200)
+    assert "already given" in next(text for _, code, text in answers if code == 409), answers
+    detail = wait_for(stack, batch_id, lambda d: d["status"] in ("COMPLETE", "INTERNAL_ERROR"), 300,
+                      "the batch did not finish")
+    assert detail["status"] == "COMPLETE", detail
+    assert {j["downSamplingRate"] for j in detail["secondLevel"]["jobLevels"]} == {taken}

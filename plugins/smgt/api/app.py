@@ -416,8 +416,7 @@ def create_app() -> FastAPI:
         if waiting is None:
             raise ApiError(
                 status.HTTP_409_CONFLICT,
-                f"batch {batch_id!r} is not waiting for batch metadata (status "
-                f"{status_mod.batch_status(snapshot)}); the rate was already given or is not needed",
+                f"batch {batch_id!r} is not waiting for batch metadata ({status_mod.rate_not_awaited_reason(snapshot)})",
             )
         task_id, map_index = waiting
         from smgt.metadata import RateNotAwaitedError, answer_down_sampling_rate
