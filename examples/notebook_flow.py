@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import requests
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -59,6 +59,11 @@ FAILED_STATUSES = {"INTERNAL_ERROR", "VALIDATION_FAIL"}
 
 class FlowError(RuntimeError):
     """A step of the flow failed; the message says which and why."""
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how long it was (a cut JSON looks broken otherwise)."""
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 def log(message: str) -> None:
@@ -90,13 +95,13 @@ class BatchApi:
             f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=30
         )
         if resp.status_code not in (200, 201):
-            raise FlowError(f"POST /auth/token as {username!r}: {resp.status_code} {resp.text[:300]}")
+            raise FlowError(f"POST /auth/token as {username!r}: {resp.status_code} {clip(resp.text, 300)}")
         self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
     def call(self, method: str, path: str, *, expect: int = 200, **kwargs: Any) -> Any:
         resp = self.http.request(method, f"{self.base}/smgt/{path}", timeout=60, **kwargs)
         if resp.status_code != expect:
-            raise FlowError(f"{method} /smgt/{path}: {resp.status_code} {resp.text[:1000]}")
+            raise FlowError(f"{method} /smgt/{path}: {resp.status_code} {clip(resp.text, 1000)}")
         return resp.json()
 
     def create(self, batch: dict[str, Any]) -> Any:
@@ -239,11 +244,11 @@ def run(args: argparse.Namespace) -> Path:
 
     listing = api.show()
     if not any(batch_id in ids for key, ids in listing.items() if key != "nextToken"):
-        raise FlowError(f"batch/show does not list {batch_id}: {json.dumps(listing)[:500]}")
+        raise FlowError(f"batch/show does not list {batch_id}: {clip(json.dumps(listing), 500)}")
     log(
         f"batch/show: {batch_id} listed; {', '.join(f'{k}={len(v)}' for k, v in listing.items() if isinstance(v, list))}"
     )
-    log(f"batch/show?batchId: {json.dumps(api.show(batch_id))[:2000]}")
+    log(f"batch/show?batchId: {clip(json.dumps(api.show(batch_id)), 2000)}")
 
     teams = api.workforce()
     for team in teams:
@@ -256,17 +261,17 @@ def run(args: argparse.Namespace) -> Path:
     detail = wait_for(api, batch_id, "COMPLETE", deadline, args.poll)
     jobs = detail["secondLevel"]["jobLevels"]
     if not jobs or not jobs[0].get("jobOutputS3Url"):
-        raise FlowError(f"secondLevel has no output URL: {json.dumps(detail['secondLevel'])[:1000]}")
+        raise FlowError(f"secondLevel has no output URL: {clip(json.dumps(detail['secondLevel']), 1000)}")
     url = jobs[0]["jobOutputS3Url"]
     log(f"second level output manifest url: {url}")
     # A presigned URL carries its own authorization: no Airflow token, no AWS credentials.
     resp = requests.get(url, timeout=60)
     if resp.status_code != 200:
-        raise FlowError(f"GET jobOutputS3Url: {resp.status_code} {resp.text[:300]}")
+        raise FlowError(f"GET jobOutputS3Url: {resp.status_code} {clip(resp.text, 300)}")
     lines = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
     attribute = jobs[0]["labelAttributeName"]
     if not lines or not all(attribute in line for line in lines):
-        raise FlowError(f"output manifest has no {attribute!r} labels: {resp.text[:500]}")
+        raise FlowError(f"output manifest has no {attribute!r} labels: {clip(resp.text, 500)}")
     out = work_dir / f"{jobs[0]['labelingJobName']}.output.manifest"
     out.write_bytes(resp.content)
     log(f"downloaded {len(lines)} labelled line(s) to {out}")
@@ -292,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         args.rate = int(args.rate)  # post 50, as the notebook does, not 50.0
     try:
         run(args)
+    except NoCredentialsError as exc:
+        print(f"[notebook-flow] FAILED: {exc} for S3: run the `export` lines scripts/up.sh printed (or set "
+              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL_S3) and try again", file=sys.stderr, flush=True)
+        return 1
     except (FlowError, requests.RequestException, BotoCoreError, ClientError) as exc:
         print(f"[notebook-flow] FAILED: {exc}", file=sys.stderr, flush=True)
         return 1

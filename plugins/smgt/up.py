@@ -35,7 +35,8 @@ def _confirm_reset(state_dir: Path, assume_yes: bool) -> bool:
         return False
     parts = sorted(p.name for p in state_dir.iterdir())
     print(f"--reset deletes {state_dir} and everything in it: {', '.join(parts) or '(empty)'}")
-    print("  (S3 data, labeling jobs, Label Studio projects and annotations, Airflow's database and logs)")
+    label_studio = "Label Studio projects and annotations, " if "labelstudio" in parts else ""
+    print(f"  (S3 data, labeling jobs, {label_studio}Airflow's database and logs)")
     if assume_yes:
         return True
     if not sys.stdin.isatty():
@@ -105,16 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if args.reset:
+        if args.reset and not args.state_dir.exists():
+            print(f"--reset: {args.state_dir} does not exist; nothing to delete")
+        elif args.reset:
             if not _confirm_reset(args.state_dir, args.yes):
                 print("nothing deleted")
                 return 1
             deleted = reset(args.state_dir)
             print(f"deleted {args.state_dir} ({len(deleted)} entries)")
+        first = not (args.state_dir / "deployment.json").exists()
         local = LocalDeployment(args.state_dir, workforce="simulated" if args.simulated else "labelstudio",
                                 task_seconds=args.task_seconds, preferred_ports=not args.any_ports)
-        print(f"starting the local deployment on {args.state_dir} (the first start takes a few minutes) ...",
-              flush=True)
+        print(f"starting the local deployment on {args.state_dir}"
+              f"{' (the first start takes a few minutes)' if first else ''} ...", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
         local.start(progress=lambda line: print(line, flush=True))
     except KeyboardInterrupt:

@@ -142,6 +142,7 @@ def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path, ups: 
     assert refused.returncode == 1 and f"--reset deletes {state}" in refused.stdout
     assert "deployment.json, gt, s3" in refused.stdout
     assert "add --yes" in refused.stderr and (state / "gt" / "gt.sqlite3").read_text() == "jobs of weeks"
+    assert "Label Studio" not in refused.stdout  # a simulated state dir has none to lose
 
     up = Up(state, tmp_path / "up.log", "--reset", "--yes")
     ups.append(up)

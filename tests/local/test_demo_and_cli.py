@@ -141,3 +141,13 @@ def test_label_demo_walkthrough_runs_the_notebook_jobs(emu, demo, monkeypatch):
     assert sorted(outputs) == ["walk-lane", "walk-lane-audit", "walk-vehicle", "walk-vehicle-audit"]
     audit_line = json.loads(emu.s3.get_text(outputs["walk-vehicle-audit"]).splitlines()[0])
     assert {"vehicle-ref", "vehicle-audit-ref", "vehicle-audit-ref-metadata"} <= set(audit_line)
+
+
+def test_notebook_flow_without_s3_credentials_says_to_run_the_printed_exports(tmp_path):
+    # A new user runs the notebook flow in a fresh shell, without scripts/up.sh's export lines.
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(ROOT / "plugins")}
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "notebook_flow.py"), "--password", "x",
+                           "--base-url", "http://127.0.0.1:9", "--endpoint-url", "http://127.0.0.1:9",
+                           "--work-dir", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Unable to locate credentials for S3: run the `export` lines scripts/up.sh printed" in proc.stderr
