@@ -40,13 +40,14 @@ class DownSamplingRateOperator(HITLEntryOperator):
             params={
                 # A default is needed for the task's context to validate; 100 (send every frame)
                 # is the neutral answer, shown pre-filled in the Required Actions form.
+                # No "maximum": Airflow's form turns a number above it into the maximum without a
+                # word (150 became 100 %); out of range, it is refused and asked again, saying why.
                 RATE_PARAM: Param(
                     100,
                     type="number",
                     exclusiveMinimum=0,
-                    maximum=100,
                     title="Down-sampling rate (%)",
-                    description="e.g. 50 sends one frame of two",
+                    description="0 < rate <= 100; e.g. 50 sends one frame of two",
                 )
             },
             **kwargs,

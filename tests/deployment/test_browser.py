@@ -373,6 +373,17 @@ def test_batch_page_shows_label_studio_jobs_and_the_rate_link(local: LocalDeploy
     # resumed try fails and the prompt is asked again; see smgt.metadata).
     time.sleep(PARK_SETTLE_SECONDS)
     page.locator(f'[id="batch-{batch_id}"]').get_by_role("link", name="give the down-sampling rate").click()
+    # 150 % is not a rate: the form takes it as typed (its field does not silently make it 100), the
+    # batch refuses it and asks again, and the batch page says why (Airflow keeps the form's text).
+    page.get_by_label(re.compile(r"^Down-sampling rate")).fill("150")
+    page.get_by_role("button", name="OK").click()
+    page.goto(f"{local.airflow.url}/smgt/ui")
+    refused = reload_until(page, "the batch page to say 150 was refused", lambda: (
+        (b := batch_rows(page, batch_id)) and "must be a number with 0 < rate <= 100, got 150" in b["header"] and b),
+        timeout=120)
+    assert "WAIT_FOR_META_DATA_INPUT" in refused["header"]
+    time.sleep(PARK_SETTLE_SECONDS)
+    page.locator(f'[id="batch-{batch_id}"]').get_by_role("link", name="give the down-sampling rate").click()
     page.get_by_label(re.compile(r"^Down-sampling rate")).fill("50")
     page.get_by_role("button", name="OK").click()
     wait_until("level 2 to start", lambda: show(local, batch_id)["secondLevel"]["status"] == "IN_PROGRESS",
