@@ -194,6 +194,13 @@ def test_show_with_bad_paging_is_400(stack, params):
     assert resp.json()["message"]
 
 
+@pytest.mark.parametrize("batch_id", ["", " "])
+def test_show_with_an_empty_batch_id_is_400_not_an_unknown_batch(stack, batch_id):
+    resp = stack.session("viewer").get(stack.api("batch/show"), params={"batchId": batch_id}, timeout=30)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["message"] == "batchId: empty; leave it out to list every batch"
+
+
 def test_show_list_pages_with_next_token(stack):
     admin = stack.session("admin")
     for _ in range(2):

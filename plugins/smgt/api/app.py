@@ -314,7 +314,7 @@ def create_app() -> FastAPI:
         "/batch/show",
         summary="List batch ids by status, or show one batch with presigned input/output URLs",
         dependencies=[can_read],
-        responses={404: {"description": "Unknown batchId"}},
+        responses={400: {"description": "Bad paging or an empty batchId"}, 404: {"description": "Unknown batchId"}},
     )
     def batch_show(
         user: GetUserDep,
@@ -325,6 +325,8 @@ def create_app() -> FastAPI:
         nextToken: Annotated[str | None, Query(max_length=200)] = None,  # noqa: N803
     ) -> dict[str, Any]:
         status_mod = _batch_status_module()
+        if batchId is not None and not batchId.strip():
+            raise ApiError(status.HTTP_400_BAD_REQUEST, "batchId: empty; leave it out to list every batch")
         if batchId is not None:
             snapshot = status_mod.load_batch(session, batchId)
             if snapshot is None:
