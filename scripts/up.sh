@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
 case " $* " in
     *" --simulated "*) ;;
-    *) scripts/bootstrap.sh --labelstudio ;;
+    *) # A state dir set up with simulated workers refuses Label Studio: say so before installing it (~1 GB).
+       .venv/bin/python -m smgt.up --check-workforce "$@"
+       scripts/bootstrap.sh --labelstudio ;;
 esac
-export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
 exec .venv/bin/python -m smgt.up "$@"

@@ -95,6 +95,21 @@ def looks_like_state_dir(state_dir: Path) -> bool:
     return (state_dir / "deployment.json").exists() or not any(state_dir.iterdir())
 
 
+def _workforce_refusal(state_dir: Path, kept: str) -> str:
+    flag = "without --simulated" if kept == "labelstudio" else "with --simulated"
+    return (f"{state_dir} was set up with the {kept} workforce and its jobs are labeled there; start it {flag}"
+            " (or use another --state-dir, or --reset to start over)")
+
+
+def check_workforce(state_dir: Path, workforce: str) -> None:
+    """Raise DeploymentError when `state_dir` was set up with another workforce than `workforce`
+    ("labelstudio" or "simulated"): what a start would refuse, said before anything is installed."""
+    path = Path(state_dir) / "deployment.json"
+    kept = json.loads(path.read_text()).get("workforce", workforce) if path.exists() else workforce
+    if kept != workforce:
+        raise DeploymentError(_workforce_refusal(Path(state_dir), kept))
+
+
 def reset(state_dir: Path) -> list[Path]:
     """Delete a stopped deployment's state directory; returns what was deleted (nothing if absent).
 
@@ -221,10 +236,7 @@ class LocalDeployment:
             raise DeploymentError(str(exc)) from None
         # Jobs are labeled by the workforce they were created with: a state dir keeps its workforce.
         if config.setdefault("workforce", self.workforce) != self.workforce:
-            flag = "without --simulated" if config["workforce"] == "labelstudio" else "with --simulated"
-            raise DeploymentError(
-                f"{self.state_dir} was set up with the {config['workforce']} workforce and its jobs are labeled"
-                f" there; start it {flag} (or use another --state-dir, or --reset to start over)")
+            raise DeploymentError(_workforce_refusal(self.state_dir, config["workforce"]))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(config, indent=2) + "\n")

@@ -21,7 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smgt.deployment import DEFAULT_STATE_DIR, DeploymentError, LocalDeployment, looks_like_state_dir, reset
+from smgt.deployment import (
+    DEFAULT_STATE_DIR,
+    DeploymentError,
+    LocalDeployment,
+    check_workforce,
+    looks_like_state_dir,
+    reset,
+)
 
 WATCH_SECONDS = 5.0
 
@@ -103,7 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", action="store_true", help="with --reset: do not ask")
     parser.add_argument("--any-ports", action="store_true",
                         help="on the first start take any free ports, not 8080 (Airflow), 8090 (Label Studio), ...")
+    parser.add_argument("--check-workforce", action="store_true", help=argparse.SUPPRESS)  # scripts/up.sh
     args = parser.parse_args(argv)
+    workforce = "simulated" if args.simulated else "labelstudio"
+    if args.check_workforce:  # before scripts/up.sh installs Label Studio for a state dir that will refuse it
+        try:
+            if not args.reset:
+                check_workforce(args.state_dir, workforce)
+        except (DeploymentError, OSError, ValueError) as exc:
+            print(f"scripts/up.sh: {exc}", file=sys.stderr)
+            return 1
+        return 0
 
     try:
         if args.reset and not args.state_dir.exists():
@@ -115,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             deleted = reset(args.state_dir)
             print(f"deleted {args.state_dir} ({len(deleted)} entries)")
         first = not (args.state_dir / "deployment.json").exists()
-        local = LocalDeployment(args.state_dir, workforce="simulated" if args.simulated else "labelstudio",
+        local = LocalDeployment(args.state_dir, workforce=workforce,
                                 task_seconds=args.task_seconds, preferred_ports=not args.any_ports)
         print(f"starting the local deployment on {args.state_dir}"
               f"{' (the first start takes a few minutes)' if first else ''} ...", flush=True)

@@ -150,3 +150,28 @@ def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path, ups: 
         errors="replace")
     assert up.show()["COMPLETE"] == [] and up.show()["IN_PROGRESS"] == []
     up.stop(signal.SIGTERM)
+
+
+def test_up_sh_refuses_the_other_workforce_before_installing_label_studio(tmp_path: Path) -> None:
+    # A state dir set up with simulated workers, started without --simulated: refused before
+    # scripts/up.sh installs Label Studio (~1 GB) for nothing.
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "deployment.json").write_text('{"workforce": "simulated"}')
+    ls_venv = tmp_path / "labelstudio-venv"
+    proc = subprocess.run([str(ROOT / "scripts" / "up.sh"), "--state-dir", str(state)], capture_output=True, text=True,
+                          env={**os.environ, "LABELSTUDIO_VENV": str(ls_venv)}, stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{state} was set up with the simulated workforce and its jobs are labeled there; start it with --simulated" in (
+        proc.stderr)
+    assert not ls_venv.exists() and "starting the local deployment" not in proc.stdout
+    # The other way round, and a --reset (which starts over) passes the check.
+    (state / "deployment.json").write_text('{"workforce": "labelstudio"}')
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+
+    def check(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "smgt.up", "--check-workforce", "--state-dir", str(state), *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    assert "start it without --simulated" in check("--simulated").stderr
+    assert check("--simulated", "--reset").returncode == 0 and check().returncode == 0
