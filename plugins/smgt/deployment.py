@@ -46,7 +46,7 @@ from typing import Any
 import psutil
 import requests
 
-from smgt.embedded import ROOT, EmbeddedAirflow, free_port
+from smgt.embedded import ROOT, EmbeddedAirflow, free_port, new_signing_secrets
 from smgt.embedded import STOP_GRACE_SECONDS as AIRFLOW_STOP_GRACE_SECONDS
 from smgt.local.bootstrap import WORK_TEAM_MEMBERS_ENV, parse_work_team_members, worker_email
 from smgt.local.demo import upload_demo_data
@@ -210,6 +210,7 @@ class LocalDeployment:
                 ports[name] = _pick_port(preferred if self.preferred_ports else 0, taken)
                 taken.add(ports[name])
         env = os.environ
+        signing = new_signing_secrets()
         defaults = {
             "s3_access_key": lambda: "smgt" + secrets.token_hex(8),
             "s3_secret_key": lambda: secrets.token_urlsafe(30),
@@ -221,8 +222,8 @@ class LocalDeployment:
             "airflow_user_password": lambda: secrets.token_urlsafe(12),
             "airflow_viewer_password": lambda: secrets.token_urlsafe(12),
             # Airflow signs its tokens and cookies with these; kept, so tokens outlive a restart.
-            "airflow_jwt_secret": lambda: secrets.token_urlsafe(64),
-            "airflow_secret_key": lambda: secrets.token_urlsafe(32),
+            "airflow_jwt_secret": lambda: signing["jwt_secret"],
+            "airflow_secret_key": lambda: signing["secret_key"],
         }
         for name, make in defaults.items():
             keys.setdefault(name, make())
@@ -287,6 +288,11 @@ class LocalDeployment:
                  "password": worker_password(secret, user)}
                 for team, users in self.config["work_team_members"].items() for user in users]
 
+    def airflow_signing_secrets(self) -> dict[str, str]:
+        """What Airflow signs tokens and cookies with (smgt.embedded.new_signing_secrets), kept here."""
+        keys = self.config["secrets"]
+        return {"jwt_secret": keys["airflow_jwt_secret"], "secret_key": keys["airflow_secret_key"]}
+
     def airflow_passwords(self) -> dict[str, str]:
         """Airflow's users (SimpleAuthManager): admin, user (may trigger batches), viewer (read only)."""
         keys = self.config["secrets"]
@@ -312,8 +318,7 @@ class LocalDeployment:
                 self.airflow = EmbeddedAirflow(
                     self.state_dir / "airflow", aws_env=self.env(), port=self.ports["airflow"],
                     passwords=self.airflow_passwords(), extra_env=self.airflow_env,
-                    signing_secrets={"jwt_secret": self.config["secrets"]["airflow_jwt_secret"],
-                                     "secret_key": self.config["secrets"]["airflow_secret_key"]})
+                    signing_secrets=self.airflow_signing_secrets())
                 servers = self._servers = _Background(self.airflow.start_servers)
             for name in ("seaweedfs", "labelstudio", "emulator"):
                 if name != "labelstudio" or self.workforce == "labelstudio":

@@ -34,8 +34,8 @@ WATCH_SECONDS = 5.0
 
 
 def _confirm_reset(state_dir: Path, assume_yes: bool) -> bool:
-    if not state_dir.exists():
-        return True
+    """Whether to delete `state_dir` (which exists): asked, unless --yes; never for a folder that is
+    not a state directory."""
     if not looks_like_state_dir(state_dir):
         print(f"--reset: {state_dir} is not a deployment's state directory (no deployment.json); not deleting it",
               file=sys.stderr)
