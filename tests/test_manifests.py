@@ -163,6 +163,61 @@ def test_same_seed_same_frames_other_job_other_frames(tmp_path):
     assert picks["a"][0][:30] != picks["a"][1][:30]
 
 
+def test_frame_picks_are_a_seeded_uniform_sample():
+    """k of n indices, ascending and distinct; the same for the same seed; every k-subset reachable and
+    every index kept about k/n of the time (4000 seeds: 10 choose 3 = 120 subsets, ~33 draws each)."""
+    picks = [manifests.frame_picks(10, 3, b"seed-%d" % s) for s in range(4000)]
+    assert all(p == sorted(set(p)) and len(p) == 3 and p[0] >= 0 and p[-1] < 10 for p in picks)
+    assert manifests.frame_picks(10, 3, b"seed-7") == picks[7]
+    assert len({tuple(p) for p in picks}) == math.comb(10, 3)
+    counts = [sum(i in p for p in picks) for i in range(10)]
+    assert all(abs(c - 1200) < 4 * math.sqrt(4000 * 0.3 * 0.7) for c in counts), counts
+    assert manifests.frame_picks(4, 4, b"x") == manifests.frame_picks(4, 9, b"x") == [0, 1, 2, 3]
+    assert manifests.frame_picks(0, 0, b"x") == []
+
+
+def test_a_sampled_sequence_file_keeps_what_it_does_not_change_as_written():
+    """The other fields and the kept frames are the bytes that were read (spacing, a 23-digit
+    integer, escapes); only "frames" and "number-of-frames" are new. The record's labels are the
+    kept frames' "frame", else "frame-no", else None."""
+    frame_objs = [b'{"frame-no": %d, "frame": "%06d.jpg", "pose": {"x": 1.50}}' % (i, i) for i in range(6)]
+    frame_objs[2] = b'{"frame-no":2}'
+    frame_objs[4] = b'{"other": "\\u00e9"}'
+    data = b'{"seq-no" : 12345678901234567890123, "number-of-frames": 6, "frames": [%b], "note": "caf\\u00e9"}' % (
+        b", ".join(frame_objs))
+    out, n_in, labels = manifests.sample_sequence_file(data, 100 * 5 / 6, b"s")
+    kept = manifests.frame_picks(6, 5, b"s")
+    assert n_in == 6 and len(kept) == 5
+    assert out == (b'{"seq-no":12345678901234567890123,"number-of-frames":5,"frames":[%b],"note":"caf\\u00e9"}'
+                   % b",".join(frame_objs[i] for i in kept))
+    names = {0: "000000.jpg", 1: "000001.jpg", 2: 2, 3: "000003.jpg", 4: None, 5: "000005.jpg"}
+    assert labels == [names[i] for i in kept]
+
+
+@pytest.mark.parametrize(("data", "labels"), [
+    (b'\xef\xbb\xbf{"frames": [{"frame": "a.jpg"}, {"frame": "b.jpg"}]}', None),  # BOM: json.loads reads it
+    (b'{"frames": [{"frame": "a.jpg", "t": NaN}, {"frame": "b.jpg", "t": 1}]}', None),
+    (b'{"frames": [7, 8]}', [7, 8]),  # frames that are not objects are their own labels
+])
+def test_sequence_files_msgspec_refuses_are_sampled_as_json_loads_reads_them(data, labels):
+    out, n_in, got = manifests.sample_sequence_file(data, 50, b"s")
+    frames = json.loads(data.decode("utf-8-sig").replace("NaN", "null"))["frames"]
+    kept = manifests.frame_picks(2, 1, b"s")
+    assert n_in == 2 and got == [(labels or ["a.jpg", "b.jpg"])[i] for i in kept]
+    assert json.loads(out) == {"frames": [frames[i] for i in kept], "number-of-frames": 1}
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'[{"frames": []}]', "not a JSON object"),
+    (b'{"frames": {"0": {}}}', "no 'frames' list"),
+    (b'{"prefix": "s3://b/"}', "no 'frames' list"),
+    (b'{"frames": [1,', "not valid JSON"),
+])
+def test_sequence_files_that_cannot_be_sampled_say_why(data, message):
+    with pytest.raises(ManifestError, match=message):
+        manifests.sample_sequence_file(data, 50, b"s", "s3://b/seq.json")
+
+
 def test_output_line_keeps_label_reference_and_metadata(tmp_path):
     src = write_video_parent(tmp_path, [4, 6])
     dest = str(tmp_path / "child" / "input.manifest")

@@ -17,7 +17,6 @@ import base64
 import copy
 import io
 import json
-import random
 import socket
 import subprocess
 import time
@@ -518,7 +517,7 @@ def parent_video(s3: S3, demo_video) -> dict[str, Any]:
     out_line = {**line, task.label_attribute: labeled.value, f"{task.label_attribute}-metadata": labeled.metadata}
     # the level-2 input: down-sampled to 5 of the 15 frames, as the product's chaining does
     seq = s3.get_json(demo_video["sequence_uri"])
-    sampled = sample_sequence(seq, 33, random.Random(3))
+    sampled = sample_sequence(seq, 33, b"3")
     sampled_uri = f"s3://{BUCKET}/sequences/sampled.json"
     s3.put_json(sampled_uri, sampled)
     audit_config = {**LABEL_CONFIGS["vehicle_label_category_audit.json"], "auditLabelAttributeName": task.label_attribute}
