@@ -42,8 +42,12 @@ class SmgtPlugin(AirflowPlugin):
 
         return [{"name": "smgt duplicate batchId guard", "middleware": DuplicateBatchIdGuard}]
 
+    # Also installs smgt.api.audit_log, which keeps the audit log's commit off the event loop: read
+    # by the API server before it imports the routes that use it.
     @cached_property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        from smgt.api import create_app
+        from smgt.api import audit_log, create_app
+
+        audit_log.install()
 
         return [{"name": "smgt batch API", "app": create_app(), "url_prefix": URL_PREFIX}]
