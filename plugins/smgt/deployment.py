@@ -350,7 +350,9 @@ class LocalDeployment:
         dead: dict[str, int | None] = {}
         for name, server in (("seaweedfs", self.seaweedfs), ("labelstudio", self.labelstudio)):
             if server is not None and not server.alive:
-                dead[name] = None
+                # kill() reaps it (its exit status), ends what is left of its process group and, for
+                # SeaweedFS, releases the store's lock, which a start again would otherwise find held.
+                dead[name] = server.kill()
         if self.emulator is not None and self.emulator.poll() is not None:
             dead["emulator"] = self.emulator.returncode
         if self.airflow is not None:
@@ -397,6 +399,8 @@ class LocalDeployment:
         if name == "seaweedfs":
             from smgt.local.seaweedfs import SeaweedFS
 
+            if self.seaweedfs is not None:  # the last one, dead: reaped, its lock on the store released
+                self.seaweedfs.kill()
             store = self.s3_store
             self.seaweedfs = SeaweedFS(self.state_dir / "s3", s3_port=self.ports["s3"], access_key=store.access_key,
                                        secret_key=store.secret_key, log_file=self.state_dir / "logs" / "seaweedfs.log")
@@ -447,6 +451,8 @@ class LocalDeployment:
     def _start_labelstudio(self) -> None:
         from smgt.local.labelstudio.server import LabelStudioServer
 
+        if self.labelstudio is not None:  # the last one, dead: reaped
+            self.labelstudio.kill()
         keys = self.config["secrets"]
         self.labelstudio = LabelStudioServer(
             self.state_dir / "labelstudio", port=self.ports["labelstudio"],

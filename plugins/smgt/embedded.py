@@ -66,6 +66,16 @@ def new_signing_secrets() -> dict[str, str]:
     return {"jwt_secret": secrets.token_urlsafe(64), "secret_key": secrets.token_urlsafe(32)}
 
 
+def _end_group(pgid: int) -> None:
+    """SIGKILL what is left of a component's process group once its leader has exited: a scheduler
+    killed alone (kill -9 of its pid) or stopped leaves its LocalExecutor workers and serve-logs
+    there, holding the database and hundreds of MB each, and they ignore SIGTERM. While one of them
+    lives the group id cannot be given to another process (and an empty group's id comes back only
+    once the pid counter wraps at pid_max), so this reaches only them."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 class EmbeddedAirflow:
     def __init__(
         self,
@@ -255,8 +265,10 @@ class EmbeddedAirflow:
         if name not in COMPONENTS:
             raise ValueError(f"component: {name!r} is not one of {COMPONENTS}")
         old = self.processes.get(name)
-        if old is not None and old.poll() is None:
-            raise EmbeddedAirflowError(f"airflow {name} is already running (pid {old.pid})")
+        if old is not None:
+            if old.poll() is None:
+                raise EmbeddedAirflowError(f"airflow {name} is already running (pid {old.pid})")
+            _end_group(old.pid)
         command = [AIRFLOW, name]
         if name == "api-server":
             command += ["--port", str(self.port), "--host", "127.0.0.1"]
@@ -275,8 +287,7 @@ class EmbeddedAirflow:
         if proc.poll() is None:
             os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their leader
+        _end_group(proc.pid)
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.processes.items() if proc.poll() is None}
@@ -328,6 +339,7 @@ class EmbeddedAirflow:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+            _end_group(proc.pid)
 
     def __enter__(self) -> EmbeddedAirflow:
         return self.start()

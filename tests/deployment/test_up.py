@@ -6,6 +6,7 @@ test_labelstudio.py); --reset says what it deletes and deletes only when confirm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -117,6 +119,41 @@ def test_up_survives_stop_start_and_sigkill(tmp_path: Path, ups: list[Up]) -> No
                    for j in up.show(BATCH)[key]["jobLevels"] if j["jobOutputS3Uri"] == uri)
         assert requests.get(url, timeout=30).status_code == 200
     up.stop(signal.SIGTERM)
+
+
+def test_a_component_killed_alone_is_started_again_and_leaves_nothing_behind(tmp_path: Path, ups: list[Up]) -> None:
+    """kill -9 of SeaweedFS's pid and of the scheduler's pid alone (not their groups): up.sh starts
+    both again (SeaweedFS used to find its store locked by the supervisor itself, forever), says how
+    they exited, and the scheduler's LocalExecutor workers and serve-logs do not outlive it."""
+    state, log = tmp_path / "state", tmp_path / "up.log"
+    up = Up(state, log)
+    ups.append(up)
+    pids = {name: json.loads((state / "run" / f"{name}.json").read_text())["pid"] for name in ("seaweedfs", "scheduler")}
+    assert _group(pids["scheduler"]) - {pids["scheduler"]}, "no LocalExecutor workers in the scheduler's group"
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    printed = wait_until("both to be up again", lambda: all(f"{name} is up again" in (text := log.read_text())
+                                                             for name in pids) and text, 180, 1)
+    for name in pids:
+        assert f"{name} exited (status -9)" in printed
+    assert "did not start again" not in printed
+    wait_until("the dead scheduler's workers to be gone", lambda: not _group(pids["scheduler"]), 10, 0.5)
+    resp = up.http.post(f"{up.airflow}/smgt/batch/create", json=batch_with_rates("up-killed-alone"), timeout=60)
+    assert resp.status_code == 200, resp.text
+    done = wait_until("the batch to finish", lambda: (s := up.show("up-killed-alone"))["status"]
+                      in ("COMPLETE", "INTERNAL_ERROR") and s, 300, 2)
+    assert done["status"] == "COMPLETE", done
+    up.stop(signal.SIGTERM)
+
+
+def _group(pgid: int) -> set[int]:
+    """The live processes (not zombies) of process group `pgid`."""
+    live = set()
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                live.add(proc.pid)
+    return live
 
 
 def test_reset_says_what_it_deletes_and_needs_confirmation(tmp_path: Path, ups: list[Up]) -> None:
