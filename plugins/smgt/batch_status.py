@@ -388,6 +388,7 @@ def _batch_dag_ids(session: Any) -> list[str]:
 
 
 def _batch_id_of(run: Any, resolved: Any) -> str:
+    """What resolve_batch returned as batchId, else the conf's batchId, else the run id."""
     if isinstance(resolved, dict) and resolved.get("batchId"):
         return resolved["batchId"]
     conf = run.conf or {}
@@ -431,15 +432,17 @@ def load_batch(session: Any, batch_id: str) -> BatchSnapshot | None:
     if run is not None:
         return _snapshot(session, run, batch_id)
     for candidate in reversed(_all_runs(session)):  # the latest run of a re-run batch
-        if _listed_batch_id(session, candidate) == batch_id:
+        if _may_be(candidate, batch_id) and _listed_batch_id(session, candidate) == batch_id:
             return _snapshot(session, candidate, batch_id)
     return None
 
 
 def batch_id_in_use(session: Any, batch_id: str, *, exclude: tuple[str, str] | None = None) -> bool:
-    """Whether a run of the batch DAG or of a recurring batch DAG already uses `batch_id`: as its run
-    id, its conf's batchId or the batchId its resolve_batch returned. `exclude` = (dag_id, run_id)
-    leaves one run out (the run asking). Used by batch/create (409) and the trigger guard."""
+    """Whether a run of the batch DAG or of a recurring batch DAG already holds `batch_id`: as its run
+    id, or as the batchId of its conf or that its resolve_batch returned, unless its config was
+    rejected before anything was created (the id stays free for a corrected run). `exclude` =
+    (dag_id, run_id) leaves one run out (the run asking). Used by batch/create (409) and the
+    trigger guard."""
     from airflow.models.dagrun import DagRun
     from sqlalchemy import or_, select
 
@@ -450,7 +453,7 @@ def batch_id_in_use(session: Any, batch_id: str, *, exclude: tuple[str, str] | N
     if any(tuple(row) != exclude for row in session.execute(query)):
         return True
     return any(
-        (run.dag_id, run.run_id) != exclude and _listed_batch_id(session, run) == batch_id
+        (run.dag_id, run.run_id) != exclude and _may_be(run, batch_id) and _held_batch_id(session, run) == batch_id
         for run in _all_runs(session)
     )
 
@@ -464,18 +467,41 @@ def _all_runs(session: Any) -> list[Any]:
     ))
 
 
-def _listed_batch_id(session: Any, run: Any) -> str:
+def _may_be(run: Any, batch_id: str) -> bool:
+    """False when `run` can neither hold nor be listed under `batch_id`, read from the run alone: its
+    conf names another batchId (resolve_batch returns the conf's), and its run id is not this one."""
+    conf_id = (run.conf or {}).get("batchId")
+    return not (isinstance(conf_id, str) and conf_id and conf_id != batch_id and run.run_id != batch_id)
+
+
+def _held_batch_id(session: Any, run: Any) -> str | None:
+    """The batchId `run` holds (batch_id_in_use); None when its config was rejected before anything
+    was created and its run id is not that batchId."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     conf = run.conf or {}
-    if run.dag_id == BATCH_DAG_ID and isinstance(conf.get("batchId"), str) and conf["batchId"]:
-        return conf["batchId"]
-    # A recurring batch, or a form run whose batchId resolve_batch generated from its template.
-    row = session.scalars(select(XComModel).where(
-        XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id,
-        XComModel.task_id == RESOLVE_TASK_ID, XComModel.key == "return_value")).first()
-    return _batch_id_of(run, XComModel.deserialize_value(row) if row is not None else None)
+    if run.dag_id == BATCH_DAG_ID and conf.get("batchId") == run.run_id:
+        return run.run_id  # batch/create, --run-id: the run id holds the batchId whatever became of it
+    # A recurring batch, a form run whose batchId resolve_batch generated from its template, or a
+    # run with a run id of its own (REST API, CLI).
+    rows = {row.key: row for row in session.scalars(select(XComModel).where(
+        XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id, XComModel.task_id == RESOLVE_TASK_ID,
+        XComModel.key.in_(("return_value", REJECTION_XCOM_KEY))))}
+    if REJECTION_XCOM_KEY in rows:
+        return None
+    return _batch_id_of(run, XComModel.deserialize_value(rows["return_value"]) if "return_value" in rows else None)
+
+
+def _listed_batch_id(session: Any, run: Any) -> str:
+    """The id `run` is listed and found under: the batchId it holds; for a rejected run, its conf's
+    batchId (so the person who typed it finds why), unless another run holds that id, then its run
+    id (the batchId is the other batch's, often the very reason it was rejected)."""
+    held = _held_batch_id(session, run)
+    if held is not None:
+        return held
+    wanted = _batch_id_of(run, None)
+    return run.run_id if batch_id_in_use(session, wanted, exclude=(run.dag_id, run.run_id)) else wanted
 
 
 def run_status(session: Any, run: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import new_batch_id, notebook_batch
+from api_helpers import new_batch_id, notebook_batch, show, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -174,6 +174,29 @@ def test_create_then_duplicate_is_409_and_creates_one_run(stack):
     assert resp.json()["message"] in [  # done already, if its one job was quick
         f"batch {batch_id!r} is not waiting for batch metadata (status {reason})"
         for reason in ("IN_PROGRESS; it needs no rate: every chained job has its own, or there is none", "COMPLETE")]
+
+
+def test_a_rejected_run_leaves_its_batch_id_free_and_steps_aside_once_it_is_used(stack):
+    """A run triggered through Airflow's REST API (or CLI) with a run id of its own that is neither
+    the batchId nor generated: resolve_batch rejects it, creating nothing. It is found under the
+    batchId of its conf, which batch/create can still use; from then on that id is the new batch's
+    alone, and the rejected run is listed under its run id."""
+    admin = stack.session("admin")
+    batch_id, run_id = new_batch_id("kept-free"), new_batch_id("other-name")
+    resp = admin.post(f"{stack.url}/api/v2/dags/smgt_batch/dagRuns",
+                      json={"dag_run_id": run_id, "logical_date": None, "conf": level_one_batch(batch_id)}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    shown = wait_for(stack, batch_id, lambda d: d.get("status") == "VALIDATION_FAIL", 180, "the run to be rejected")
+    assert "differs from the run id" in shown["message"], shown
+
+    resp = admin.post(stack.api("batch/create"), json=level_one_batch(batch_id), timeout=60)
+    assert resp.status_code == 200, resp.text
+    assert show(stack, batch_id)["status"] != "VALIDATION_FAIL"
+    assert show(stack, run_id)["status"] == "VALIDATION_FAIL"
+    listed = admin.get(stack.api("batch/show"), params={"limit": 1000}, timeout=30).json()
+    assert [key for key in STATUSES for i in listed[key] if i == batch_id] != ["VALIDATION_FAIL"]
+    assert sum(listed[key].count(batch_id) for key in STATUSES) == 1, listed
+    assert run_id in listed["VALIDATION_FAIL"]
 
 
 def test_show_unknown_batch_is_404_with_a_message(stack):

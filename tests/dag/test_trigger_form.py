@@ -226,6 +226,9 @@ def test_a_batch_id_used_by_another_run_is_refused(emulator, resolve_only):
     with create_session() as session:
         assert batch_status.batch_id_in_use(session, batch_id)
         assert batch_status.batch_id_in_use(session, batch_id, exclude=("smgt_batch", run.run_id))
-        # The refused run carries it in its conf too: it stays taken (as batch/create answers 409).
-        assert batch_status.batch_id_in_use(session, batch_id, exclude=("smgt_batch", batch_id))
+        # The refused run carries it in its conf too, but created nothing: it does not hold the id.
+        assert not batch_status.batch_id_in_use(session, batch_id, exclude=("smgt_batch", batch_id))
+        # It is listed under its run id, since the id is the other batch's.
+        listed = batch_status.list_batches(session, limit=1000)
+        assert run.run_id in listed["VALIDATION_FAIL"] and batch_id not in listed["VALIDATION_FAIL"]
         assert not batch_status.batch_id_in_use(session, unique("form-free"))
