@@ -351,8 +351,10 @@ def batch_outcome(
     }
 
 
-def sns_message(outcome: Mapping[str, Any], batch_info: Mapping[str, Any] | None = None) -> str:
-    """The message published on COMPLETE / INTERNAL_ERROR (SPEC section 3)."""
+def sns_message(outcome: Mapping[str, Any], batch_info: Mapping[str, Any] | None = None,
+                error_type: str = "LABELING_JOB_FAILED") -> str:
+    """The message published on COMPLETE / INTERNAL_ERROR (SPEC section 3). `error_type`: the
+    errorType of an INTERNAL_ERROR ("BATCH_STOPPED" for a run a person marked failed)."""
     message: dict[str, Any] = {
         "batchId": outcome["batchId"],
         "status": "SUCCESS" if outcome["status"] == COMPLETE else "FAILED",
@@ -361,7 +363,7 @@ def sns_message(outcome: Mapping[str, Any], batch_info: Mapping[str, Any] | None
     if outcome["status"] == COMPLETE:
         message["batchInfo"] = dict(batch_info or {"jobs": outcome["jobs"]})
     else:
-        message["errorType"] = "LABELING_JOB_FAILED"
+        message["errorType"] = error_type
         message["errorString"] = outcome["message"]
     return json.dumps(message, default=str)
 

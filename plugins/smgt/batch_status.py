@@ -63,6 +63,8 @@ class BatchSnapshot:
     # (task_id, map_index) -> state; and the XComs of the run: (task_id, map_index, key) -> value
     ti_states: dict[tuple[str, int], str] = field(default_factory=dict)
     xcoms: dict[tuple[str, int, str], Any] = field(default_factory=dict)
+    # A run a person marked failed (stopped_by): {"by": user, "at": ISO time}, from Airflow's audit log.
+    stopped: dict[str, str] | None = None
 
     def xcom(self, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
         return self.xcoms.get((task_id, map_index, key))
@@ -339,6 +341,11 @@ def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -
         outcome = snapshot.xcom(FINALIZE_TASK_ID, key="outcome") or {}
         if outcome.get("message"):
             return outcome["message"]
+        stopped = snapshot.stopped
+        if stopped:
+            # Its tasks were failed or skipped by the stop, not by what they did.
+            return (f"stopped by {stopped['by']} at {stopped['at']} (its run was marked failed); "
+                    "its running labeling jobs were asked to stop")
         failed = [f"job {r['jobName']} (level {r['jobLevel']}) FAILED: {r.get('failureReason') or 'see its log'}"
                   for r in rows if r["status"] == JOB_FAILED]
         if failed and snapshot.run_state in ("queued", "running"):
@@ -372,6 +379,26 @@ def started_job_names(snapshot: BatchSnapshot) -> list[str]:
                 rework = snapshot.xcom(job_task, index, REWORK_XCOM_KEY) or {}
                 names.extend(r["jobName"] for r in rework.get("rounds") or [] if r.get("status") == JOB_RUNNING)
     return names
+
+
+def stopped_by(session: Any, dag_id: str, run_id: str) -> dict[str, str] | None:
+    """Who marked the run failed and when ({"by", "at"}), from Airflow's audit log: the UI's "Mark
+    as failed" and the REST API's `PATCH .../dagRuns/<run_id> {"state": "failed"}` are both the
+    action-logged `patch_dag_run`. None when nobody did (the run failed on its own)."""
+    import json
+
+    from airflow.models.log import Log
+    from sqlalchemy import select
+
+    for row in session.scalars(select(Log).where(Log.dag_id == dag_id, Log.run_id == run_id,
+                                                 Log.event == "patch_dag_run").order_by(Log.dttm.desc())):
+        try:
+            state = json.loads(row.extra or "{}").get("state")
+        except (ValueError, AttributeError):
+            continue
+        if state == "failed":
+            return {"by": row.owner or "someone", "at": row.dttm.isoformat(timespec="seconds")}
+    return None
 
 
 def snapshot_of_run(session: Any, run: Any) -> BatchSnapshot:
@@ -412,6 +439,7 @@ def _snapshot(session: Any, run: Any, batch_id: str | None = None) -> BatchSnaps
     }
     resolved = xcoms.get((RESOLVE_TASK_ID, -1, "return_value"))
     return BatchSnapshot(
+        stopped=stopped_by(session, run.dag_id, run.run_id) if str(run.state) == "failed" else None,
         batch_id=batch_id or _batch_id_of(run, resolved),
         dag_id=run.dag_id,
         run_id=run.run_id,

@@ -61,7 +61,7 @@ def stop_started_jobs(dag_id: str, run_id: str) -> list[str]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from smgt.batch_status import snapshot_of_run, started_job_names
+    from smgt.batch_status import snapshot_of_run, started_job_names, stopped_by
     from smgt.gt.sensors import stop_labeling_job_quietly
     from smgt.settings import get_settings
 
@@ -70,11 +70,48 @@ def stop_started_jobs(dag_id: str, run_id: str) -> list[str]:
         # caller's objects.
         with Session(airflow_settings.engine) as session:
             run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
-            names = started_job_names(snapshot_of_run(session, run))
+            snapshot = snapshot_of_run(session, run)
+            # Committed before the request that marks the run failed ran, unlike the run's new state.
+            snapshot.stopped = stopped_by(session, dag_id, run_id)
+        names = started_job_names(snapshot)
         settings = get_settings()
         stopped = [n for n in names if stop_labeling_job_quietly(n, settings.aws_conn_id, settings.region)]
     except Exception:
         log.exception("Could not stop the labeling jobs of %s/%s", dag_id, run_id)
         return []
     log.info("Batch run %s failed: asked Ground Truth to stop %s", run_id, stopped or "nothing")
+    publish_failure(snapshot, stopped)
     return stopped
+
+
+def publish_failure(snapshot: Any, stopped_jobs: list[str]) -> bool:
+    """Publish the batch's INTERNAL_ERROR message (SPEC section 3) for a run that failed without
+    finalize_batch publishing it: marked failed by a person (errorType BATCH_STOPPED), or failed
+    before finalize ran. Not for a run whose finalize left its outcome (it published), nor for one
+    whose config was never resolved (rejected, or stopped before: no topic, no batch). Returns
+    whether it published; never raises (logs instead)."""
+    from smgt.batch import INTERNAL_ERROR, sns_message
+    from smgt.dag_factory import FINALIZE_TASK_ID, RESOLVE_TASK_ID
+    from smgt.gt.hooks import AwsHook
+    from smgt.settings import get_settings
+
+    config = snapshot.xcom(RESOLVE_TASK_ID)
+    if not isinstance(config, dict) or snapshot.xcom(FINALIZE_TASK_ID, key="outcome") is not None:
+        return False
+    if snapshot.stopped:
+        message = (f"stopped by {snapshot.stopped['by']} at {snapshot.stopped['at']} (its run was marked failed); "
+                   f"asked Ground Truth to stop: {', '.join(stopped_jobs) or 'nothing (no job was running)'}")
+    else:
+        message = "the run failed before finalize_batch could publish its outcome; see the run's task logs"
+    outcome = {"batchId": config.get("batchId") or snapshot.batch_id, "status": INTERNAL_ERROR, "message": message}
+    try:
+        settings = get_settings()
+        AwsHook(aws_conn_id=settings.aws_conn_id, client_type="sns", region_name=settings.region).get_conn().publish(
+            TargetArn=config.get("destinationSnsArn") or settings.default_sns_topic_arn,
+            Message=sns_message(outcome, error_type="BATCH_STOPPED" if snapshot.stopped else "LABELING_JOB_FAILED"),
+            Subject=f"smgt batch {outcome['batchId']} {INTERNAL_ERROR}",
+        )
+    except Exception:
+        log.exception("Could not publish the failure of batch %s", outcome["batchId"])
+        return False
+    return True

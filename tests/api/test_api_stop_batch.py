@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch
@@ -9,6 +10,26 @@ from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch
 
 def gt_status(emu, name: str) -> str:
     return emu.client("sagemaker").describe_labeling_job(LabelingJobName=name)["LabelingJobStatus"]
+
+
+def status_messages(emu, batch_id: str, timeout: float) -> list[dict]:
+    """The batch's SNS messages on the emulator's subscribed status queue (others' are left there):
+    waits up to `timeout` s for the first, then 3 s more for a duplicate."""
+    sqs, found = emu.client("sqs"), []
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        got = sqs.receive_message(QueueUrl=emu.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                  VisibilityTimeout=0)
+        for m in got.get("Messages", []):
+            body = json.loads(m["Body"])
+            message = json.loads(body["Message"]) if "Message" in body else body
+            if message.get("batchId") == batch_id:
+                if not found:
+                    until = time.monotonic() + 3
+                found.append(message)
+                sqs.delete_message(QueueUrl=emu.status_queue_url, ReceiptHandle=m["ReceiptHandle"])
+        time.sleep(0.2)
+    return found
 
 
 def test_marking_the_run_failed_stops_its_running_gt_jobs(stack):
@@ -49,5 +70,10 @@ def test_marking_the_run_failed_stops_its_running_gt_jobs(stack):
         assert {gt_status(emu, n) for n in jobs} <= {"Stopping", "Stopped"}, stack.logs()
         detail = admin.get(stack.api("batch/show"), params={"batchId": batch_id}, timeout=30).json()
         assert detail["status"] == "INTERNAL_ERROR"
+        # Says who stopped it, not that a task crashed; and publishes INTERNAL_ERROR as SPEC section 3 asks.
+        assert detail["message"].startswith("stopped by admin at "), detail["message"]
+        (message,) = status_messages(emu, batch_id, timeout=60)
+        assert (message["status"], message["errorType"]) == ("FAILED", "BATCH_STOPPED"), message
+        assert message["message"].startswith("stopped by admin at ") and all(n in message["message"] for n in jobs)
     finally:
         emu.set_faults()
