@@ -110,7 +110,7 @@ BAD_CONFIGS = [
     ("batch-id-underscore", _nb(_set("batchId", "bad_id")), ["batchId: 'bad_id' must match"]),
     ("batch-id-too-long", _nb(_set("batchId", "a" * 64)), ["batchId:", "must match"]),
     ("batch-id-empty", _nb(_set("batchId", "")), ["batchId: '' must match"]),
-    ("batch-id-number", _nb(_set("batchId", 12)), ["batchId: 12 must match"]),
+    ("batch-id-number", _nb(_set("batchId", 12)), ["batchId: must be a string, got 12"]),
     ("batch-id-newline", _nb(_set("batchId", "abc\n")), ["batchId:"]),
     ("unknown-top-key", _nb(_set("labellingJobs", [])), ["'labellingJobs': unknown field"]),
     ("sns-not-arn", _nb(_set("destinationSnsArn", "topic")), ["destinationSnsArn: 'topic' is not an SNS"]),
@@ -134,7 +134,7 @@ BAD_CONFIGS = [
     ("modality-unknown", _nb(_set(J + ".0.jobModality", "KeyPoint")), ["jobModality: 'KeyPoint' is not supported"]),
     ("audit-without-chain", _nb(_set(J + ".2.inputConfig", {"inputManifestS3Uri": MANIFEST})),
      ["labelingJobs[2] 'b-1-vehicle-audit': inputConfig: chainFromJobName is required"]),
-    ("level-zero", _nb(_set(J + ".0.jobLevel", 0)), ["jobLevel: Input should be greater than or equal to 1"]),
+    ("level-zero", _nb(_set(J + ".0.jobLevel", 0)), ["jobLevel: must be an integer from 1 to 3, got 0"]),
     ("level-four", _nb(_set(J + ".2.jobLevel", 4)), ["jobLevel: must be an integer from 1 to 3, got 4"]),
     ("level-string", _nb(_set(J + ".0.jobLevel", "1")), ["jobLevel: Input should be a valid integer"]),
     ("level-float", _nb(_set(J + ".0.jobLevel", 1.5)), ["jobLevel: Input should be a valid integer"]),
@@ -186,6 +186,21 @@ BAD_CONFIGS = [
     ("bool-job-type", _nb(_set(J + ".0.jobType", True)), ["jobType: True is not supported"]),
     ("null-input", _nb(_set(J + ".0.inputConfig", None)), ["inputConfig: Input should be a valid dictionary"]),
 ]
+
+
+@pytest.mark.parametrize(("data", "field", "expected"), [
+    (_nb(_set(J + ".0.jobModality", "VideoTracking")), "jobModality",
+     "labelingJobs[0] 'b-1-vehicle': jobModality: 'VideoTracking' is not supported; choose one of "),
+    ({**notebook_batch(), "batchId": 123}, "batchId", "batchId: must be a string, got 123"),
+    (_nb(_set(J + ".2.inputConfig.downSamplingRate", 0)), "downSamplingRate",
+     "inputConfig.downSamplingRate: must be a number with 0 < rate <= 100, got 0"),
+    (_nb(_set(J + ".0.jobLevel", 0)), "jobLevel", "jobLevel: must be an integer from 1 to 3, got 0"),
+])
+def test_messages_name_the_field_once_and_echo_the_value_as_given(data, field, expected):
+    with pytest.raises(BatchConfigError) as info:
+        validate_batch_config(data, batch_exists=lambda b: False, existing_job_names=lambda names: [])
+    (problem,) = [p for p in info.value.problems if f"{field}:" in p]
+    assert expected in problem and problem.count(f"{field}:") == 1, problem
 
 
 @pytest.mark.parametrize("data,fragments", [pytest.param(c, f, id=i) for i, c, f in BAD_CONFIGS])

@@ -26,7 +26,14 @@ from pydantic import (
     model_validator,
 )
 
-from smgt.registry import MODALITIES, MediaKind, UnsupportedRegionError, check_region, get_modality
+from smgt.registry import (
+    MODALITIES,
+    MediaKind,
+    UnknownModalityError,
+    UnsupportedRegionError,
+    check_region,
+    get_modality,
+)
 
 # fullmatch() is used with every pattern: `$` would accept a trailing newline.
 BATCH_ID_RE = re.compile(r"[a-zA-Z0-9-]{1,63}")
@@ -75,6 +82,11 @@ def _number(value: Any) -> Any:
 S3Uri = Annotated[StrictStr, Field(max_length=1024)]
 Number = Annotated[float, BeforeValidator(_number)]
 
+
+def _as_typed(value: float) -> str:
+    """A Number as the person typed it: pydantic has made 0 into 0.0 by the time a check reads it."""
+    return repr(int(value)) if value.is_integer() else repr(value)
+
 # Down-sampling strategies (smgt.manifests): "random" (seeded uniform sample) or "targeted" (the
 # parent's highest-risk frames first, scored by smgt.qa, plus an exploration share drawn at random).
 SamplingStrategy = Literal["random", "targeted"]
@@ -90,7 +102,7 @@ MAX_REWORK_ROUNDS = 3
 
 def _exploration(value: float | None) -> float | None:
     if value is not None and not (0 <= value <= 100):
-        raise ValueError(f"must be a percentage of the frame budget with 0 <= share <= 100, got {value!r}")
+        raise ValueError(f"must be a percentage of the frame budget with 0 <= share <= 100, got {_as_typed(value)}")
     return value
 
 
@@ -123,7 +135,7 @@ class InputConfig(BaseModel):
     @classmethod
     def _rate(cls, value: float | None) -> float | None:
         if value is not None and not (0 < value <= 100):
-            raise ValueError(f"must be a number with 0 < rate <= 100, got {value!r}")
+            raise ValueError(f"must be a number with 0 < rate <= 100, got {_as_typed(value)}")
         return value
 
     @field_validator("explorationPercent")
@@ -198,7 +210,7 @@ class LabelingJobConfig(BaseModel):
     jobName: StrictStr = Field(max_length=63)
     jobType: Literal["BATCH"]
     jobModality: StrictStr = Field(json_schema_extra={"enum": sorted(MODALITIES)})
-    jobLevel: StrictInt = Field(ge=1)
+    jobLevel: StrictInt = Field(json_schema_extra={"minimum": 1})  # range checked by _level
     labelAttributeName: StrictStr | None = Field(default=None, max_length=127)
     labelCategoryConfigS3Uri: S3Uri | None = None
     inputConfig: InputConfig
@@ -223,14 +235,17 @@ class LabelingJobConfig(BaseModel):
     @field_validator("jobModality")
     @classmethod
     def _modality(cls, value: str) -> str:
-        get_modality(value)
+        try:
+            get_modality(value)
+        except UnknownModalityError as exc:  # its text names the field, which the problem list adds
+            raise ValueError(str(exc).removeprefix("jobModality: ")) from None
         return value
 
     @field_validator("jobLevel")
     @classmethod
     def _level(cls, value: int, info: ValidationInfo) -> int:
         max_level = (info.context or {}).get("max_job_level", 3)
-        if value > max_level:
+        if not 1 <= value <= max_level:
             raise ValueError(f"must be an integer from 1 to {max_level}, got {value}")
         return value
 
@@ -389,7 +404,9 @@ def validate_batch_config(
     batch_id = data.get("batchId")
     if batch_id is None:
         problems.append("batchId: required")
-    elif not isinstance(batch_id, str) or not BATCH_ID_RE.fullmatch(batch_id):
+    elif not isinstance(batch_id, str):
+        problems.append(f"batchId: must be a string, got {_short(batch_id)}")
+    elif not BATCH_ID_RE.fullmatch(batch_id):
         problems.append(f"batchId: {_short(batch_id)} must match ^[a-zA-Z0-9-]{{1,63}}$")
     sns = data.get("destinationSnsArn")
     if sns is not None and (not isinstance(sns, str) or not SNS_ARN_RE.fullmatch(sns)):

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-seconds", type=float, default=0.5, help="simulated worker time per task")
     parser.add_argument("--rate", type=float, default=50, help="down-sampling rate the QA manager answers")
     args = parser.parse_args(argv)
+    if not 0 < args.rate <= 100:  # refused now, not after level 1 has run (batch-metadata/post's rule)
+        parser.error(f"--rate: must be a number with 0 < rate <= 100, got {args.rate:g}")
 
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)

@@ -70,6 +70,17 @@ def _serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, dict
     return server, printed
 
 
+@pytest.mark.parametrize("rate", ["0", "150", "-1"])
+def test_demo_refuses_a_rate_out_of_range_before_starting_anything(tmp_path, rate):
+    work = tmp_path / "demo"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugins")}
+    proc = subprocess.run([sys.executable, "-m", "smgt.demo", "--rate", rate, "--work-dir", str(work)],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert f"--rate: must be a number with 0 < rate <= 100, got {rate}" in proc.stderr
+    assert not work.exists()
+
+
 def test_cli_serve_and_demo_data(tmp_path, s3_store):
     """`serve` on a given S3 store (keys from the environment), with faults and a state dir."""
     faults = tmp_path / "faults.json"
