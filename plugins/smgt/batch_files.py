@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from smgt.config import BatchConfig, BatchConfigError, validate_batch_config
+from smgt.config import JOB_NAME_MAX, BatchConfig, BatchConfigError, validate_batch_config
 from smgt.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +61,25 @@ def _display(path: Path) -> str:
         return str(path.relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def _check_batch_id_length(batch_file: BatchFile, batch_id: str) -> None:
+    """One problem naming the batchId when the job names `<batchId>-<job>` of this batch file would
+    pass Ground Truth's 63 characters, instead of one per job name. Raises BatchConfigError."""
+    suffixes = [j["jobName"] for j in batch_file.spec.get("labelingJobs", [])
+                if isinstance(j, dict) and isinstance(j.get("jobName"), str)]
+    if not suffixes:
+        return
+    longest = max(suffixes, key=len)
+    limit = JOB_NAME_MAX - 1 - len(longest)
+    if len(batch_id) > limit:
+        from smgt.batch import record_rejection
+
+        problems = [f"batchId: {batch_id!r} has {len(batch_id)} characters; with {_display(batch_file.path)} at most "
+                    f"{limit}, since its job names are <batchId>-<job> (the longest, '<batchId>-{longest}') and "
+                    f"Ground Truth allows {JOB_NAME_MAX}"]
+        record_rejection(problems)
+        raise BatchConfigError(problems)
 
 
 @dataclass(frozen=True)
@@ -327,6 +346,7 @@ def materialize_batch(
     spec = with_input(batch_file.spec, input_uri) if input_uri else batch_file.spec
     if destination_sns_arn:
         spec = {**spec, "destinationSnsArn": destination_sns_arn}
+    _check_batch_id_length(batch_file, batch_id)
     base = batch_prefix(settings, batch_id)
     sources = _Sources()
     try:

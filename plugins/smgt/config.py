@@ -37,6 +37,7 @@ from smgt.registry import (
 
 # fullmatch() is used with every pattern: `$` would accept a trailing newline.
 BATCH_ID_RE = re.compile(r"[a-zA-Z0-9-]{1,63}")
+JOB_NAME_MAX = 63  # characters of a labeling job name (CreateLabelingJob's LabelingJobName)
 JOB_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 LABEL_ATTRIBUTE_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
 # Bucket names per S3's rules (3-63 chars, lower-case, digits, dots, hyphens); a non-empty key.

@@ -317,8 +317,8 @@ def batch_params(max_job_level: int, *, settings: Any = None, batches_folder: An
             None,
             type=["null", "string"],
             title="Batch id",
-            description="Optional. Letters, digits and '-', at most 63, not used by another batch; "
-                        "job names are <batch id>-<template job>. Empty: <template prefix>-<YYYYmmddHHMMSS>. "
+            description="Optional. Letters, digits and '-', not used by another batch; job names are "
+                        "<batch id>-<template job>, at most 63 characters. Empty: <template prefix>-<YYYYmmddHHMMSS>. "
                         "Leave the Run ID empty (or equal to the batch id).",
         ),
         "input": Param(

@@ -201,6 +201,14 @@ def test_bad_form_values_fail_resolve_batch_with_the_api_messages_and_create_not
     assert problems_of(bad_id)[0] == "batchId: 'bad_id' must match ^[a-zA-Z0-9-]{1,63}$"
     assert "labelingJobs[0] 'bad_id-vehicle': jobName: 'bad_id-vehicle' must match" in problems_of(bad_id)[1]
 
+    # Too long for the template's job names: one problem naming the batchId, not one per job.
+    too_long = "a" * 50
+    long_id = resolve_only.test(run_conf=form_conf(batchId=too_long))
+    assert long_id.state == "failed"
+    (problem,) = problems_of(long_id)
+    assert problem.startswith(f"batchId: '{too_long}' has 50 characters; with include/batches/") and "at most 49" in problem
+    assert "'<batchId>-vehicle-audit'" in problem
+
     custom = resolve_only.test(run_conf=form_conf(template=CUSTOM, batchId=unique("form-nojobs")))
     assert custom.state == "failed"
     assert [p.split(" ", 1)[0] for p in problems_of(custom)] == ["labelingJobs:"]
