@@ -195,6 +195,7 @@ BAD_CONFIGS = [
     (_nb(_set(J + ".2.inputConfig.downSamplingRate", 0)), "downSamplingRate",
      "inputConfig.downSamplingRate: must be a number with 0 < rate <= 100, got 0"),
     (_nb(_set(J + ".0.jobLevel", 0)), "jobLevel", "jobLevel: must be an integer from 1 to 3, got 0"),
+    ({**notebook_batch(), "explorationPercent": 150}, "explorationPercent", "got 150"),
 ])
 def test_messages_name_the_field_once_and_echo_the_value_as_given(data, field, expected):
     with pytest.raises(BatchConfigError) as info:

@@ -381,23 +381,45 @@ def started_job_names(snapshot: BatchSnapshot) -> list[str]:
     return names
 
 
+# Airflow's audit-log events that change a run's state: marking it (one run, or in bulk; the UI's
+# "Mark as failed" is the first) and clearing it or its tasks (a new attempt).
+_MARK_RUN, _MARK_RUNS = "patch_dag_run", "bulk_dag_runs"
+_CLEAR_EVENTS = ("clear_dag_run", "post_clear_task_instances")
+
+
 def stopped_by(session: Any, dag_id: str, run_id: str) -> dict[str, str] | None:
-    """Who marked the run failed and when ({"by", "at"}), from Airflow's audit log: the UI's "Mark
-    as failed" and the REST API's `PATCH .../dagRuns/<run_id> {"state": "failed"}` are both the
-    action-logged `patch_dag_run`. None when nobody did (the run failed on its own)."""
+    """Who marked the run failed and when ({"by", "at"}), from Airflow's audit log, where the UI and
+    the REST API record `PATCH .../dagRuns/<run_id>` and the bulk `PATCH .../dagRuns` with their
+    bodies. None when nobody did (the run failed on its own), or when the run was cleared or marked
+    otherwise since (the last of these is what counts)."""
     import json
 
     from airflow.models.log import Log
     from sqlalchemy import select
 
-    for row in session.scalars(select(Log).where(Log.dag_id == dag_id, Log.run_id == run_id,
-                                                 Log.event == "patch_dag_run").order_by(Log.dttm.desc())):
+    rows = session.scalars(select(Log).where(Log.event.in_((_MARK_RUN, _MARK_RUNS, *_CLEAR_EVENTS)),
+                                             Log.dag_id.in_((dag_id, "~"))).order_by(Log.dttm.desc(), Log.id.desc()))
+    for row in rows:
         try:
-            state = json.loads(row.extra or "{}").get("state")
-        except (ValueError, AttributeError):
+            extra = json.loads(row.extra or "{}")
+        except ValueError:
             continue
-        if state == "failed":
-            return {"by": row.owner or "someone", "at": row.dttm.isoformat(timespec="seconds")}
+        if not isinstance(extra, dict):
+            continue
+        if row.event in _CLEAR_EVENTS:
+            if run_id in (row.run_id, extra.get("dag_run_id")):
+                return None
+            continue
+        if row.event == _MARK_RUN:
+            states = [extra.get("state")] if row.run_id == run_id else []
+        else:
+            states = [entity.get("state") for action in extra.get("actions") or [] if isinstance(action, dict)
+                      and action.get("action") == "update" for entity in action.get("entities") or []
+                      if isinstance(entity, dict) and entity.get("dag_run_id") == run_id
+                      and entity.get("dag_id", dag_id) in (dag_id, None)]
+        if states:
+            return {"by": row.owner or "someone", "at": row.dttm.isoformat(timespec="seconds")} \
+                if states[-1] == "failed" else None
     return None
 
 
@@ -529,6 +551,8 @@ def _listed_batch_id(session: Any, run: Any) -> str:
     if held is not None:
         return held
     wanted = _batch_id_of(run, None)
+    if wanted == run.run_id:  # no batchId in its conf (a recurring or form run): nothing to look up
+        return wanted
     return run.run_id if batch_id_in_use(session, wanted, exclude=(run.dag_id, run.run_id)) else wanted
 
 

@@ -85,8 +85,9 @@ Number = Annotated[float, BeforeValidator(_number)]
 
 
 def _as_typed(value: float) -> str:
-    """A Number as the person typed it: pydantic has made 0 into 0.0 by the time a check reads it."""
-    return repr(int(value)) if value.is_integer() else repr(value)
+    """A Number as the person typed it: pydantic has made 0 into 0.0 by the time a check reads it
+    (a value checked before pydantic, e.g. the batch's explorationPercent, may still be an int)."""
+    return repr(int(value)) if float(value).is_integer() else repr(value)
 
 # Down-sampling strategies (smgt.manifests): "random" (seeded uniform sample) or "targeted" (the
 # parent's highest-risk frames first, scored by smgt.qa, plus an exploration share drawn at random).

@@ -350,8 +350,8 @@ class LocalDeployment:
         dead: dict[str, int | None] = {}
         for name, server in (("seaweedfs", self.seaweedfs), ("labelstudio", self.labelstudio)):
             if server is not None and not server.alive:
-                # kill() reaps it (its exit status), ends what is left of its process group and, for
-                # SeaweedFS, releases the store's lock, which a start again would otherwise find held.
+                # kill() reaps it (its exit status) and, for SeaweedFS, ends what is left of its process
+                # group and releases the store's lock, which a start again would otherwise find held.
                 dead[name] = server.kill()
         if self.emulator is not None and self.emulator.poll() is not None:
             dead["emulator"] = self.emulator.returncode

@@ -72,7 +72,7 @@ def _end_group(pgid: int) -> None:
     there, holding the database and hundreds of MB each, and they ignore SIGTERM. While one of them
     lives the group id cannot be given to another process (and an empty group's id comes back only
     once the pid counter wraps at pid_max), so this reaches only them."""
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
 
@@ -268,7 +268,7 @@ class EmbeddedAirflow:
         if old is not None:
             if old.poll() is None:
                 raise EmbeddedAirflowError(f"airflow {name} is already running (pid {old.pid})")
-            _end_group(old.pid)
+            self._end_group(old)
         command = [AIRFLOW, name]
         if name == "api-server":
             command += ["--port", str(self.port), "--host", "127.0.0.1"]
@@ -287,7 +287,7 @@ class EmbeddedAirflow:
         if proc.poll() is None:
             os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
-        _end_group(proc.pid)
+        self._end_group(proc)
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.processes.items() if proc.poll() is None}
@@ -339,6 +339,13 @@ class EmbeddedAirflow:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+            self._end_group(proc)
+
+    def _end_group(self, proc: subprocess.Popen[bytes]) -> None:
+        """_end_group(proc.pid), once per process: right after its leader exited (a stop runs
+        _terminate twice), not again later, when the group id could have been given to another."""
+        if not getattr(proc, "smgt_group_ended", False):
+            proc.smgt_group_ended = True  # type: ignore[attr-defined]
             _end_group(proc.pid)
 
     def __enter__(self) -> EmbeddedAirflow:

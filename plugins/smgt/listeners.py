@@ -9,6 +9,7 @@ them; this catches the rest (a job created a moment ago, a trigger not yet picke
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import sys
@@ -84,19 +85,30 @@ def stop_started_jobs(dag_id: str, run_id: str) -> list[str]:
     return stopped
 
 
+# The audit-log event that records a failure message this listener published (at most one per run).
+FAILURE_PUBLISHED_EVENT = "smgt_batch_failure_published"
+
+
 def publish_failure(snapshot: Any, stopped_jobs: list[str]) -> bool:
     """Publish the batch's INTERNAL_ERROR message (SPEC section 3) for a run that failed without
-    finalize_batch publishing it: marked failed by a person (errorType BATCH_STOPPED), or failed
-    before finalize ran. Not for a run whose finalize left its outcome (it published), nor for one
-    whose config was never resolved (rejected, or stopped before: no topic, no batch). Returns
-    whether it published; never raises (logs instead)."""
+    finalize_batch publishing: marked failed by a person (errorType BATCH_STOPPED), or failed before
+    finalize ran. Not when finalize published (its outcome or return value is in XCom), not for a
+    config that was never resolved (rejected, or stopped before: no topic, no batch), and once per
+    run: a run marked failed again publishes nothing more (Airflow's audit log keeps the record).
+    Returns whether it published; never raises (logs instead)."""
+    from airflow import settings as airflow_settings
+    from airflow.models.log import Log
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
     from smgt.batch import INTERNAL_ERROR, sns_message
     from smgt.dag_factory import FINALIZE_TASK_ID, RESOLVE_TASK_ID
     from smgt.gt.hooks import AwsHook
     from smgt.settings import get_settings
 
     config = snapshot.xcom(RESOLVE_TASK_ID)
-    if not isinstance(config, dict) or snapshot.xcom(FINALIZE_TASK_ID, key="outcome") is not None:
+    if not isinstance(config, dict) or snapshot.xcom(FINALIZE_TASK_ID, key="outcome") is not None \
+            or snapshot.xcom(FINALIZE_TASK_ID) is not None:
         return False
     if snapshot.stopped:
         message = (f"stopped by {snapshot.stopped['by']} at {snapshot.stopped['at']} (its run was marked failed); "
@@ -104,13 +116,20 @@ def publish_failure(snapshot: Any, stopped_jobs: list[str]) -> bool:
     else:
         message = "the run failed before finalize_batch could publish its outcome; see the run's task logs"
     outcome = {"batchId": config.get("batchId") or snapshot.batch_id, "status": INTERNAL_ERROR, "message": message}
+    error_type = "BATCH_STOPPED" if snapshot.stopped else "LABELING_JOB_FAILED"
     try:
-        settings = get_settings()
-        AwsHook(aws_conn_id=settings.aws_conn_id, client_type="sns", region_name=settings.region).get_conn().publish(
-            TargetArn=config.get("destinationSnsArn") or settings.default_sns_topic_arn,
-            Message=sns_message(outcome, error_type="BATCH_STOPPED" if snapshot.stopped else "LABELING_JOB_FAILED"),
-            Subject=f"smgt batch {outcome['batchId']} {INTERNAL_ERROR}",
-        )
+        with Session(airflow_settings.engine) as session:
+            if session.scalar(select(Log.id).where(Log.event == FAILURE_PUBLISHED_EVENT, Log.dag_id == snapshot.dag_id,
+                                                   Log.run_id == snapshot.run_id).limit(1)) is not None:
+                return False
+            settings = get_settings()
+            topic = config.get("destinationSnsArn") or settings.default_sns_topic_arn
+            AwsHook(aws_conn_id=settings.aws_conn_id, client_type="sns", region_name=settings.region).get_conn().publish(
+                TargetArn=topic, Message=sns_message(outcome, error_type=error_type),
+                Subject=f"smgt batch {outcome['batchId']} {INTERNAL_ERROR}")
+            session.add(Log(event=FAILURE_PUBLISHED_EVENT, owner="smgt", dag_id=snapshot.dag_id, run_id=snapshot.run_id,
+                            extra=json.dumps({"topic": topic, "errorType": error_type})))
+            session.commit()
     except Exception:
         log.exception("Could not publish the failure of batch %s", outcome["batchId"])
         return False

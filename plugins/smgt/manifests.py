@@ -444,7 +444,7 @@ def sample_sequence_file(data: bytes, rate: float | None, seed: bytes, uri: str 
     try:
         names = _FRAME_NAMES.decode(kept_frames)
     except msgspec.ValidationError:  # frames that are not objects: each is its own label
-        labels = _frame_labels(_decode_json(kept_frames))
+        labels = _frame_labels(decode_json(kept_frames))
     else:
         labels = [f.frame for f in names]
         if msgspec.UNSET in labels:  # a frame without "frame": its "frame-no" (or None), as _frame_label

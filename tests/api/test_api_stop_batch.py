@@ -75,5 +75,10 @@ def test_marking_the_run_failed_stops_its_running_gt_jobs(stack):
         (message,) = status_messages(emu, batch_id, timeout=60)
         assert (message["status"], message["errorType"]) == ("FAILED", "BATCH_STOPPED"), message
         assert message["message"].startswith("stopped by admin at ") and all(n in message["message"] for n in jobs)
+        # Marked failed again (a second click): nothing more is published.
+        resp = admin.patch(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}/dagRuns/{batch_id}",
+                           json={"state": "failed"}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        assert status_messages(emu, batch_id, timeout=10) == []
     finally:
         emu.set_faults()
