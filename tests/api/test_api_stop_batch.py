@@ -13,13 +13,14 @@ def gt_status(emu, name: str) -> str:
 
 
 def status_messages(emu, batch_id: str, timeout: float) -> list[dict]:
-    """The batch's SNS messages on the emulator's subscribed status queue (others' are left there):
-    waits up to `timeout` s for the first, then 3 s more for a duplicate."""
+    """The batch's SNS messages on the emulator's subscribed status queue, which the other API tests'
+    batches fill too: waits up to `timeout` s for the first, then 3 s more for a duplicate. Others'
+    messages are left there, hidden for a minute so that each receive reads further into the queue."""
     sqs, found = emu.client("sqs"), []
     until = time.monotonic() + timeout
     while time.monotonic() < until:
         got = sqs.receive_message(QueueUrl=emu.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                  VisibilityTimeout=0)
+                                  VisibilityTimeout=60)
         for m in got.get("Messages", []):
             body = json.loads(m["Body"])
             message = json.loads(body["Message"]) if "Message" in body else body
