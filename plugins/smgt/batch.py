@@ -351,6 +351,26 @@ def batch_outcome(
     }
 
 
+def publish_outcome(settings: Any, topic: str | None, outcome: Mapping[str, Any],
+                    error_type: str = "LABELING_JOB_FAILED") -> str:
+    """Publish the batch's message (sns_message) to `topic`, else the configured default topic;
+    returns the topic it went to. Raises what the SNS client raises."""
+    from smgt.gt.hooks import AwsHook
+
+    topic = topic or settings.default_sns_topic_arn
+    AwsHook(aws_conn_id=settings.aws_conn_id, client_type="sns", region_name=settings.region).get_conn().publish(
+        TargetArn=topic,
+        Message=sns_message(outcome, error_type=error_type),
+        Subject=f"smgt batch {outcome['batchId']} {outcome['status']}",
+    )
+    return topic
+
+
+def stop_statement(stopped: Mapping[str, str]) -> str:
+    """How batch/show and the batch's message say that a person stopped it (batch_status.stopped_by)."""
+    return f"stopped by {stopped['by']} at {stopped['at']} (its run was marked failed)"
+
+
 def sns_message(outcome: Mapping[str, Any], batch_info: Mapping[str, Any] | None = None,
                 error_type: str = "LABELING_JOB_FAILED") -> str:
     """The message published on COMPLETE / INTERNAL_ERROR (SPEC section 3). `error_type`: the

@@ -24,6 +24,7 @@ from smgt.batch import (
     VALIDATION_FAIL,
     WAIT_FOR_META_DATA_INPUT,
     level_needs_rate,
+    stop_statement,
 )
 from smgt.config import BatchConfig
 from smgt.dag_factory import (
@@ -344,8 +345,7 @@ def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -
         stopped = snapshot.stopped
         if stopped:
             # Its tasks were failed or skipped by the stop, not by what they did.
-            return (f"stopped by {stopped['by']} at {stopped['at']} (its run was marked failed); "
-                    "its running labeling jobs were asked to stop")
+            return f"{stop_statement(stopped)}; its running labeling jobs were asked to stop"
         failed = [f"job {r['jobName']} (level {r['jobLevel']}) FAILED: {r.get('failureReason') or 'see its log'}"
                   for r in rows if r["status"] == JOB_FAILED]
         if failed and snapshot.run_state in ("queued", "running"):

@@ -153,7 +153,7 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
     """COMPLETE or INTERNAL_ERROR, with the job and reason; publish the batch's SNS message."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from smgt.batch import INTERNAL_ERROR, batch_outcome, sns_message
+    from smgt.batch import INTERNAL_ERROR, batch_outcome, publish_outcome
 
     settings = get_settings()
     ti = get_current_context()["ti"]
@@ -182,14 +182,7 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
 
     outcome = batch_outcome(config, results=results, started=started, describe=describe, errors=errors)
     _batch_quality_report(ti, settings, config.batchId, max_level)
-    topic = config.destinationSnsArn or settings.default_sns_topic_arn
-    from smgt.gt.hooks import AwsHook
-
-    AwsHook(aws_conn_id=settings.aws_conn_id, client_type="sns", region_name=settings.region).get_conn().publish(
-        TargetArn=topic,
-        Message=sns_message(outcome),
-        Subject=f"smgt batch {config.batchId} {outcome['status']}",
-    )
+    publish_outcome(settings, config.destinationSnsArn, outcome)
     if outcome["status"] == INTERNAL_ERROR:
         # Failing the task fails the run, which is how the UI and the API see INTERNAL_ERROR.
         ti.xcom_push(key="outcome", value=outcome)

@@ -101,9 +101,8 @@ def publish_failure(snapshot: Any, stopped_jobs: list[str]) -> bool:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from smgt.batch import INTERNAL_ERROR, sns_message
+    from smgt.batch import INTERNAL_ERROR, publish_outcome, stop_statement
     from smgt.dag_factory import FINALIZE_TASK_ID, RESOLVE_TASK_ID
-    from smgt.gt.hooks import AwsHook
     from smgt.settings import get_settings
 
     config = snapshot.xcom(RESOLVE_TASK_ID)
@@ -111,7 +110,7 @@ def publish_failure(snapshot: Any, stopped_jobs: list[str]) -> bool:
             or snapshot.xcom(FINALIZE_TASK_ID) is not None:
         return False
     if snapshot.stopped:
-        message = (f"stopped by {snapshot.stopped['by']} at {snapshot.stopped['at']} (its run was marked failed); "
+        message = (f"{stop_statement(snapshot.stopped)}; "
                    f"asked Ground Truth to stop: {', '.join(stopped_jobs) or 'nothing (no job was running)'}")
     else:
         message = "the run failed before finalize_batch could publish its outcome; see the run's task logs"
@@ -122,11 +121,7 @@ def publish_failure(snapshot: Any, stopped_jobs: list[str]) -> bool:
             if session.scalar(select(Log.id).where(Log.event == FAILURE_PUBLISHED_EVENT, Log.dag_id == snapshot.dag_id,
                                                    Log.run_id == snapshot.run_id).limit(1)) is not None:
                 return False
-            settings = get_settings()
-            topic = config.get("destinationSnsArn") or settings.default_sns_topic_arn
-            AwsHook(aws_conn_id=settings.aws_conn_id, client_type="sns", region_name=settings.region).get_conn().publish(
-                TargetArn=topic, Message=sns_message(outcome, error_type=error_type),
-                Subject=f"smgt batch {outcome['batchId']} {INTERNAL_ERROR}")
+            topic = publish_outcome(get_settings(), config.get("destinationSnsArn"), outcome, error_type)
             session.add(Log(event=FAILURE_PUBLISHED_EVENT, owner="smgt", dag_id=snapshot.dag_id, run_id=snapshot.run_id,
                             extra=json.dumps({"topic": topic, "errorType": error_type})))
             session.commit()
