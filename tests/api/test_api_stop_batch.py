@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from api_helpers import BATCH_DAG_ID, new_batch_id, notebook_batch
+from status_queue import batch_messages
 
 
 def gt_status(emu, name: str) -> str:
     return emu.client("sagemaker").describe_labeling_job(LabelingJobName=name)["LabelingJobStatus"]
-
-
-def status_messages(emu, batch_id: str, timeout: float) -> list[dict]:
-    """The batch's SNS messages on the emulator's subscribed status queue, which the other API tests'
-    batches fill too: waits up to `timeout` s for the first, then 3 s more for a duplicate. Others'
-    messages are left there, hidden for a minute so that each receive reads further into the queue."""
-    sqs, found = emu.client("sqs"), []
-    until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        got = sqs.receive_message(QueueUrl=emu.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                  VisibilityTimeout=60)
-        for m in got.get("Messages", []):
-            body = json.loads(m["Body"])
-            message = json.loads(body["Message"]) if "Message" in body else body
-            if message.get("batchId") == batch_id:
-                if not found:
-                    until = time.monotonic() + 3
-                found.append(message)
-                sqs.delete_message(QueueUrl=emu.status_queue_url, ReceiptHandle=m["ReceiptHandle"])
-        time.sleep(0.2)
-    return found
 
 
 def test_marking_the_run_failed_stops_its_running_gt_jobs(stack):
@@ -73,13 +52,13 @@ def test_marking_the_run_failed_stops_its_running_gt_jobs(stack):
         assert detail["status"] == "INTERNAL_ERROR"
         # Says who stopped it, not that a task crashed; and publishes INTERNAL_ERROR as SPEC section 3 asks.
         assert detail["message"].startswith("stopped by admin at "), detail["message"]
-        (message,) = status_messages(emu, batch_id, timeout=60)
+        (message,) = batch_messages(emu, batch_id, wait=60, then=3)
         assert (message["status"], message["errorType"]) == ("FAILED", "BATCH_STOPPED"), message
         assert message["message"].startswith("stopped by admin at ") and all(n in message["message"] for n in jobs)
         # Marked failed again (a second click): nothing more is published.
         resp = admin.patch(f"{stack.url}/api/v2/dags/{BATCH_DAG_ID}/dagRuns/{batch_id}",
                            json={"state": "failed"}, timeout=30)
         assert resp.status_code == 200, resp.text
-        assert status_messages(emu, batch_id, timeout=10) == []
+        assert batch_messages(emu, batch_id, wait=10) == []
     finally:
         emu.set_faults()

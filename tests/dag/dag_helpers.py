@@ -104,19 +104,3 @@ def snapshot_of(batch_id: str) -> Any:
 
     with create_session() as session:
         return batch_status.load_batch(session, batch_id)
-
-
-def read_queue(emu: Any) -> list[dict]:
-    """SNS messages the batch published, as received on the emulator's subscribed SQS queue."""
-    import json
-
-    sqs = emu.client("sqs")
-    messages = []
-    while True:
-        got = sqs.receive_message(QueueUrl=emu.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        if not got.get("Messages"):
-            return messages
-        for m in got["Messages"]:
-            body = json.loads(m["Body"])
-            messages.append(json.loads(body["Message"]) if "Message" in body else body)
-            sqs.delete_message(QueueUrl=emu.status_queue_url, ReceiptHandle=m["ReceiptHandle"])

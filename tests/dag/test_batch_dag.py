@@ -7,8 +7,9 @@ import math
 import time
 
 import pytest
-from dag_helpers import RateAnswerer, read_queue, snapshot_of
+from dag_helpers import RateAnswerer, snapshot_of
 from sample_batches import notebook_batch
+from status_queue import batch_messages
 
 from smgt import batch_status
 from smgt.config import parse_s3_uri
@@ -52,7 +53,6 @@ def gt_job_names(emulator, prefix: str) -> list[str]:
 
 def test_notebook_batch_waits_for_rate_then_completes(emulator, batch_dag):
     batch_id = unique("nb-wait")
-    read_queue(emulator)  # drain messages of earlier tests
     answerer = RateAnswerer(batch_id, rate=50)
     answerer.start()
     run = batch_dag.test(run_conf=nb_conf(emulator, batch_id))
@@ -89,7 +89,7 @@ def test_notebook_batch_waits_for_rate_then_completes(emulator, batch_dag):
         assert output[0][f"{entry['labelAttributeName']}-metadata"]["job-name"] == f"labeling-job/{entry['labelingJobName']}"
 
     # The same frames on a re-run: the sample is seeded from batch and job name.
-    messages = [m for m in read_queue(emulator) if m["batchId"] == batch_id]
+    messages = batch_messages(emulator, batch_id)
     assert [m["status"] for m in messages] == ["SUCCESS"]
     assert {j["jobName"] for j in messages[0]["batchInfo"]["jobs"]} == {
         f"{batch_id}-vehicle", f"{batch_id}-lane", f"{batch_id}-vehicle-audit", f"{batch_id}-lane-audit"}
@@ -166,7 +166,6 @@ def test_three_levels_own_manifest_at_level_two_and_an_empty_level(emulator, bat
 
 def test_failed_job_stops_its_chain_sibling_completes_batch_internal_error(emulator, batch_dag):
     batch_id = unique("nb-fail")
-    read_queue(emulator)
     emulator.set_faults(fail_jobs=[{"pattern": f"{batch_id}-vehicle", "reason": "ClientError: worker portal outage"}])
     try:
         run = batch_dag.test(run_conf=nb_conf(emulator, batch_id, rate=50))
@@ -183,7 +182,7 @@ def test_failed_job_stops_its_chain_sibling_completes_batch_internal_error(emula
     statuses = {e["labelingJobName"]: e["batchStatus"] for e in detail["firstLevel"]["jobLevels"]}
     assert statuses == {f"{batch_id}-vehicle": "FAILED", f"{batch_id}-lane": "COMPLETE"}
     assert {e["batchStatus"] for e in detail["secondLevel"]["jobLevels"]} == {"PENDING"}
-    messages = [m for m in read_queue(emulator) if m["batchId"] == batch_id]
+    messages = batch_messages(emulator, batch_id)
     assert len(messages) == 1 and messages[0]["status"] == "FAILED"
     assert "worker portal outage" in messages[0]["errorString"]
 
