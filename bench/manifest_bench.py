@@ -24,16 +24,18 @@ For each, five approaches run in their own subprocess, one after the other:
   (w) read+write: the bytes a down-sampling at --rate must move, with no per-line work: lines: the
               manifest read twice in Storage.iter_chunks pieces (an exact-k sample needs the line
               count first: the count pass, then the copy pass) and --rate % of each piece written
-              in one call; frames: (a) (the same reads and decoder) plus each sequence file's bytes
-              written to a new file. A floor for (b), which also splits lines, samples, checks and
-              encodes, and for any implementation in any language that reads and writes through
-              the same kernel;
+              in one call; frames: the manifest's lines read and parsed as (a) does, each sequence
+              file read whole (Storage.read_bytes, not decoded) and its bytes written to a new file
+              through the calls (b) makes (Storage.write_bytes, atomic=False). A floor for (b),
+              which also splits lines and sequence files, samples, checks and encodes, and for any
+              implementation in any language that reads and writes through the same kernel;
   (c) whole:  read every line into a list, random.sample, write the chosen (frames: also hold
               every sequence file in memory), as the reference solution does.
 (p) and (b) write to the same path, and the bench checks that they wrote the same files: for lines
 the same bytes (manifest and sampling record), for frames the same files with the same frame counts
 (the picks differ: see output_digest).
-Time is wall-clock of the operation only (modules are imported before), the best of --repeat rounds
+Time is wall-clock of the operation only (modules are imported before, and the allocator is warmed:
+warm_allocator), the best of --repeat rounds
 that run the approaches in turn (the machine may be shared); "cpu s" is the process's CPU time
 (user + system) for the same operation, less sensitive to other load. Memory: right before the
 operation the subprocess resets its peak RSS (`5` > /proc/self/clear_refs) and reads VmRSS as
@@ -192,12 +194,9 @@ def run_read_write(src: str, out: str, rate: float, frames: bool) -> None:
                 dest.write(memoryview(chunk)[: int(len(chunk) * rate / 100)])
         return
     folder = Path(out).parent / "sequences"
-    folder.mkdir(exist_ok=True)
     for number, line in enumerate(storage.iter_lines(src)):
-        with open(json.loads(line)["source-ref"], "rb") as f:
-            data = f.read()
-        smgt_manifests.decode_json(data)  # what Storage.read_json decodes with
-        (folder / f"{number:06d}.json").write_bytes(data)
+        data = storage.read_bytes(json.loads(line)["source-ref"])
+        storage.write_bytes(str(folder / f"{number:06d}.json"), data, atomic=False)  # as (b) writes one
 
 
 def run_build(module: Any, src: str, out: str, rate: float, frames: bool) -> None:
@@ -290,11 +289,25 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def warm_allocator() -> None:
+    """Allocate and free one READ_CHUNK-sized buffer, so no approach pays for glibc's first one.
+
+    glibc serves a fresh process's allocations above 128 KiB with mmap and, until one such block is
+    freed, unmaps each on free (its dynamic mmap threshold). A BufferedReader's refills, as (a) makes,
+    then fault in new pages on every MiB: measured here, (a) on the 1 GiB manifest took 0.61 s in a
+    fresh process and 0.30 s after this one allocation; approaches reading with iter_chunks free their
+    first chunk right away and never paid it. Without it (a) was twice its cost and every ratio to
+    it half of what it is."""
+    buffer = bytes(smgt_manifests.READ_CHUNK)
+    del buffer
+
+
 def worker(args: argparse.Namespace) -> None:
     frames = args.workload == "frames"
     module = load_before(args.before) if args.worker == "before" else smgt_manifests
-    if frames and args.worker == "ours":
-        import numpy  # noqa: F401  smgt.manifests imports it at its first frame pick: a module, imported before
+    if args.worker == "ours":
+        import numpy  # noqa: F401  smgt.manifests imports it at its first pick: a module, imported before
+    warm_allocator()
     peak_was_reset = reset_peak_rss()
     baseline = proc_status_kb("VmRSS")
     start, start_cpu = time.perf_counter(), time.process_time()
