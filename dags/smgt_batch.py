@@ -25,7 +25,7 @@ def resolve_batch() -> dict:
     checks and uploads the same label configs again."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from smgt.batch import record_rejection
+    from smgt.batch import claim_batch_id, record_rejection
     from smgt.config import BatchConfigError
     from smgt.dag_factory import foreign_job_names, s3_storage
     from smgt.trigger_form import resolve_run
@@ -53,6 +53,10 @@ def resolve_batch() -> dict:
             # GT jobs tagged with this batchId are this batch's own (a re-run adopts them).
             foreign_job_names=lambda batch_id: foreign_job_names(settings, batch_id),
             batch_exists=batch_exists,
+            # Holds the id in S3 at once: two runs given the same batchId at the same moment, which
+            # the checks above cannot see in each other, do not both go on.
+            claim=lambda batch_id: claim_batch_id(s3_storage(settings), settings, batch_id,
+                                                  f"{run.dag_id}/{run.run_id}"),
         )
     except BatchConfigError as exc:  # its problems are in XCom already
         raise AirflowFailException(f"the batch config was rejected: {'; '.join(exc.problems)}") from exc

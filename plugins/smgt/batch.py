@@ -73,9 +73,11 @@ def load_batch(
     foreign_job_names: Callable[[Iterable[str]], Iterable[str]] | None = None,
     preflight: Callable[[BatchConfig], Iterable[str]] | str | None = USE_CONNECTION,
     batch_exists: Callable[[str], bool] | None = None,
+    claim: Callable[[str], None] | None = None,
 ) -> BatchConfig:
     """Validate a run's conf (every rule of SPEC section 2), then pre-flight it, before anything
-    is created.
+    is created; then `claim(batchId)` (claim_batch_id), which raises BatchConfigError when another
+    run holds the id.
 
     `foreign_job_names` returns names that exist in GT but do not belong to this batch (a retry of
     this task must not reject the jobs this same batch already created); `batch_exists(batchId)`
@@ -102,6 +104,8 @@ def load_batch(
         record_rejection(exc.problems)
         raise
     check_run_id(config.batchId, run_id)
+    if claim is not None:
+        claim(config.batchId)
     return config
 
 
@@ -116,6 +120,32 @@ def check_run_id(batch_id: str, run_id: str) -> None:
             f"batchId: {batch_id!r} differs from the run id {run_id!r}; use the batchId as run id "
             f"(e.g. `airflow dags trigger smgt_batch --run-id {batch_id} --conf ...`) or leave it generated"
         )
+
+
+# The object under a batch's prefix that says which run holds its batchId (claim_batch_id).
+CLAIM_NAME = "batch-claim.json"
+
+
+def claim_batch_id(storage: Any, settings: Settings, batch_id: str, run: str) -> None:
+    """Hold `batch_id` for `run` ("<dag_id>/<run_id>") before the run writes anything under the
+    batch's prefix: `<batch prefix>/batch-claim.json`, created only if absent (a conditional write,
+    Storage.create_if_absent), so of two runs given the same batchId at the same moment exactly one
+    goes on, whichever way they were triggered (the CLI writes runs without the API server's check,
+    and a template's generated id has one-second resolution). The run that holds it may claim it
+    again (a retry, a cleared run).
+
+    Raises BatchConfigError (problems also left in XCom, as every rejection) naming the run that
+    holds the id.
+    """
+    uri = f"{batch_prefix(settings, batch_id)}/{CLAIM_NAME}"
+    if storage.create_if_absent(uri, json.dumps({"batchId": batch_id, "run": run}).encode()):
+        return
+    holder = storage.read_json(uri).get("run")
+    if holder == run:
+        return
+    problems = [f"batchId: {batch_id!r} is already used by an existing batch (run {holder})"]
+    record_rejection(problems)
+    raise BatchConfigError(problems)
 
 
 def record_rejection(problems: list[str]) -> None:

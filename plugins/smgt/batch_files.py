@@ -326,8 +326,10 @@ def materialize_batch(
     input_uri: str | None = None,
     destination_sns_arn: str | None = None,
     batch_exists: Callable[[str], bool] | None = None,
+    claim: Callable[[str], None] | None = None,
 ) -> BatchConfig:
-    """Validate and pre-flight the run's batch config, then upload the label configs and build
+    """Validate and pre-flight the run's batch config, then `claim(batchId)` (smgt.batch.claim_batch_id:
+    raises BatchConfigError when another run holds the id), then upload the label configs and build
     frame inputs.
 
     Nothing is written before the config (with its job names checked by `foreign_job_names`, its
@@ -379,6 +381,8 @@ def materialize_batch(
     except BatchConfigError as exc:
         record_rejection(exc.problems)
         raise
+    if claim is not None:
+        claim(batch_id)
 
     def upload(path: Path) -> str:
         uri = f"{base}/label_configs/{path.name}"

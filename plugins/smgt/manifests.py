@@ -218,6 +218,32 @@ class Storage:
         with self.open_write(uri) as f:
             f.write(data)
 
+    def create_if_absent(self, uri: str, data: bytes, *, content_type: str = "application/json") -> bool:
+        """Write `data` to `uri` only if nothing is there yet; False when something is (then nothing
+        is written). Atomic against any other writer: on S3 a conditional PUT (If-None-Match: *,
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html; SeaweedFS and
+        moto honour it too), locally an exclusive create followed by a rename-free write."""
+        if is_s3_uri(uri):
+            from botocore.exceptions import ClientError
+
+            bucket, key = parse_s3_uri(uri)
+            try:
+                self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+            except ClientError as exc:
+                # 412: the object exists; 409 ConditionalRequestConflict: another conditional write
+                # of it is under way (S3 lets one of them win; this one did not).
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+                    return False
+                raise
+            return True
+        path = _local_path(uri)
+        try:
+            fd = self._in_local_dir(os.path.dirname(path) or ".", lambda: os.open(path, _NEW_FILE, 0o644))
+        except FileExistsError:
+            return False
+        _write_all(fd, data)
+        return True
+
     def put_file(self, local_file: str, uri: str) -> None:
         """Copy a finished local file to `uri` (S3: managed, multipart upload for large files)."""
         if is_s3_uri(uri):

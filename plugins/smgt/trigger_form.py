@@ -70,6 +70,7 @@ def resolve_run(
     foreign_job_names: Callable[[str], Callable[[list[str]], list[str]]] | None = None,
     batch_exists: Callable[[str], bool] | None = None,
     preflight: Any = "connection",
+    claim: Callable[[str], None] | None = None,
 ) -> BatchConfig:
     """The run's batch config, validated and pre-flighted, its template's files uploaded.
 
@@ -78,7 +79,8 @@ def resolve_run(
     else the `template` batch file is expanded (`smgt.batch_files.materialize_batch`) with the
     batchId (generated when empty), input and topic of the form. `foreign_job_names(batchId)`
     returns the check of GT job names for that batch; `batch_exists(batchId)` whether another batch
-    uses the id; `preflight` "connection" (default), or None to skip it (tests of the expansion).
+    uses the id; `preflight` "connection" (default), or None to skip it (tests of the expansion);
+    `claim(batchId)` holds the id for this run once the config passed (smgt.batch.claim_batch_id).
 
     Raises BatchConfigError with every problem (also left in the task's XCom `problems`), or
     ValueError when the run id is neither the batchId nor generated.
@@ -97,6 +99,7 @@ def resolve_run(
             foreign_job_names=foreign_job_names(str(batch_id)) if foreign_job_names else None,
             preflight=preflight,
             batch_exists=batch_exists,
+            claim=claim,
         )
     problems = [
         f"{key}: unknown field (allowed: {', '.join(sorted(FORM_KEYS))})" for key in conf if key not in FORM_KEYS
@@ -131,4 +134,5 @@ def resolve_run(
         input_uri=values["input"],
         destination_sns_arn=values["destinationSnsArn"],
         batch_exists=batch_exists,
+        claim=claim,
     )

@@ -14,7 +14,7 @@ from dag_helpers import load_dag_module, snapshot_of
 from sample_batches import notebook_batch
 
 from smgt import batch_status
-from smgt.batch import REJECTION_XCOM_KEY, batch_prefix
+from smgt.batch import CLAIM_NAME, REJECTION_XCOM_KEY, batch_prefix
 from smgt.config import parse_s3_uri
 from smgt.dag_factory import RESOLVE_TASK_ID, batch_params
 from smgt.settings import get_settings
@@ -177,7 +177,9 @@ def test_custom_labeling_jobs_are_used_as_given(emulator, resolve_only):
     assert [j["jobName"] for j in config["labelingJobs"]] == [j["jobName"] for j in conf["labelingJobs"]]
     assert [j["labelCategoryConfigS3Uri"] for j in config["labelingJobs"]] == [
         j["labelCategoryConfigS3Uri"] for j in conf["labelingJobs"]]
-    assert s3_keys(emulator, f"{batch_prefix(get_settings(), batch_id)}/") == []  # nothing uploaded
+    # Nothing uploaded: only the claim that this run holds the batchId (smgt.batch.claim_batch_id).
+    prefix = f"{batch_prefix(get_settings(), batch_id)}/"
+    assert s3_keys(emulator, prefix) == [parse_s3_uri(prefix + CLAIM_NAME)[1]]
 
 
 def test_bad_form_values_fail_resolve_batch_with_the_api_messages_and_create_nothing(emulator, resolve_only):
