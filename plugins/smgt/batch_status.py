@@ -350,6 +350,11 @@ def _message(snapshot: BatchSnapshot, status: str, rows: list[dict[str, Any]]) -
                   for r in rows if r["status"] == JOB_FAILED]
         if failed and snapshot.run_state in ("queued", "running"):
             failed.append("jobs already running finish before the batch ends")
+        # A task that is not a labeling job (a level's planning, finalize's publish) says what failed.
+        failed += [f"{record['operation']} failed: {record['message']}"
+                   for (task_id, index), state in snapshot.ti_states.items()
+                   if state == "failed" and not task_id.endswith(f".{JOB_TASK_ID}")
+                   and isinstance(record := snapshot.xcom(task_id, index, ERROR_XCOM_KEY), dict) and record.get("message")]
         return "; ".join(failed) if failed else "a batch task failed; see the run's task logs"
     if status == VALIDATION_FAIL:
         problems = snapshot.xcom(RESOLVE_TASK_ID, key=REJECTION_XCOM_KEY)

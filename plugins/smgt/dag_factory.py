@@ -19,7 +19,8 @@ task logic happen inside the tasks, so parsing a DAG file stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -145,7 +146,22 @@ def plan_jobs(level: int) -> list[dict[str, Any]]:
         finished.extend(_collected(ti, earlier))
     answer = ti.xcom_pull(task_ids=f"{level_group_id(level)}.down_sampling_rate") if level > 1 else None
     posted_rate = answer.get(RATE_PARAM) if isinstance(answer, dict) else None
-    return plan_level(config, level, finished=finished, posted_rate=posted_rate)
+    with _error_recorded(f"planning level {level}'s jobs"):
+        return plan_level(config, level, finished=finished, posted_rate=posted_rate)
+
+
+@contextmanager
+def _error_recorded(operation: str) -> Iterator[None]:
+    """Leave what fails in the block in the task's XCom (key `error`, as a labeling job's GT error),
+    then let it fail the try: batch/show says why an INTERNAL_ERROR came from a task that is not a
+    labeling job, instead of pointing at the task logs."""
+    from smgt.gt.operators import push_error
+
+    try:
+        yield
+    except Exception as exc:
+        push_error(get_current_context(), exc, operation=operation)
+        raise
 
 
 @task(task_id=FINALIZE_TASK_ID, trigger_rule="all_done")
@@ -182,7 +198,9 @@ def finalize_batch(max_level: int) -> dict[str, Any]:
 
     outcome = batch_outcome(config, results=results, started=started, describe=describe, errors=errors)
     _batch_quality_report(ti, settings, config.batchId, max_level)
-    publish_outcome(settings, config.destinationSnsArn, outcome)
+    with _error_recorded(f"publishing the batch's {outcome['status']} message to "
+                         f"{config.destinationSnsArn or settings.default_sns_topic_arn}"):
+        publish_outcome(settings, config.destinationSnsArn, outcome)
     if outcome["status"] == INTERNAL_ERROR:
         # Failing the task fails the run, which is how the UI and the API see INTERNAL_ERROR.
         ti.xcom_push(key="outcome", value=outcome)

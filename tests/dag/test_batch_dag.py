@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from sample_batches import notebook_batch
 from status_queue import batch_messages
 
 from smgt import batch_status
+from smgt.batch import CLAIM_NAME, batch_prefix
 from smgt.config import parse_s3_uri
 from smgt.settings import get_settings
 
@@ -194,11 +196,68 @@ def test_rerun_adopts_existing_jobs_without_duplicates(emulator, batch_dag):
     assert batch_dag.test(run_conf=conf).state == "success"
     first = gt_job_names(emulator, batch_id)
     # Clearing the run and running it again re-executes every job task: it adopts, not duplicates.
+    # A cleared run keeps its run id, so it holds its batchId's claim; dag.test can only make a run
+    # with a new id, so the claim goes first (what a second run with the batchId gets instead: the
+    # test below).
+    s3 = emulator.client("s3")
+    bucket, prefix = parse_s3_uri(batch_prefix(get_settings(), batch_id))
+    s3.delete_object(Bucket=bucket, Key=f"{prefix}/{CLAIM_NAME}")
     rerun = batch_dag.test(run_conf=conf)
     assert rerun.state == "success"
     assert gt_job_names(emulator, batch_id) == first == [f"{batch_id}-lane", f"{batch_id}-vehicle"]
     snapshot = snapshot_of(batch_id)
     assert {snapshot.xcom("level_1.labeling_job", i, "created")["adopted"] for i in (0, 1)} == {True}
+
+
+def test_a_second_run_with_the_same_batch_id_is_refused_before_it_writes_anything(emulator, batch_dag):
+    """Two runs given one batchId with run ids of their own (the CLI, the REST API): the API server's
+    trigger check never sees the CLI's, so the run's own claim in S3 refuses the second."""
+    batch_id = unique("nb-twice")
+    conf = nb_conf(emulator, batch_id, rate=50)
+    conf["labelingJobs"] = conf["labelingJobs"][:2]  # level 1 only
+    first = batch_dag.test(run_conf=conf)
+    assert first.state == "success"
+    s3 = emulator.client("s3")
+    bucket, prefix = parse_s3_uri(batch_prefix(get_settings(), batch_id) + "/")
+    written = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    assert f"{prefix}{CLAIM_NAME}" in written
+
+    second = batch_dag.test(run_conf=conf)
+    assert second.state == "failed" and second.run_id != first.run_id
+    rejected = snapshot_of(second.run_id)  # listed under its run id: the batchId is the first run's
+    assert batch_status.batch_status(rejected) == "VALIDATION_FAIL"
+    assert rejected.xcom("resolve_batch", key="problems") == [
+        f"batchId: {batch_id!r} is already used by an existing batch (run smgt_batch/{first.run_id})"]
+    # Nothing of the first batch was touched: its jobs, its files, its status.
+    assert gt_job_names(emulator, batch_id) == [f"{batch_id}-lane", f"{batch_id}-vehicle"]
+    assert {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]} == written
+    assert batch_status.describe_batch(snapshot_of(batch_id))["status"] == "COMPLETE"
+
+
+def test_a_batch_message_that_cannot_be_published_is_named_in_its_status(emulator, batch_dag):
+    """Its jobs completed, its topic went away (a local GT restarted without it): INTERNAL_ERROR
+    that says what failed, not "see the run's task logs"."""
+    batch_id = unique("nb-topic")
+    sns = emulator.client("sns")
+    topic = sns.create_topic(Name=unique("gone-topic"))["TopicArn"]
+    conf = nb_conf(emulator, batch_id, rate=50)
+    conf["labelingJobs"] = conf["labelingJobs"][:2]  # level 1 only
+    conf["destinationSnsArn"] = topic
+
+    def delete_topic_once_labeling() -> None:  # after the pre-flight, which checks that it exists
+        deadline = time.monotonic() + 120
+        while not gt_job_names(emulator, batch_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sns.delete_topic(TopicArn=topic)
+
+    deleter = threading.Thread(target=delete_topic_once_labeling)
+    deleter.start()
+    run = batch_dag.test(run_conf=conf)
+    deleter.join(5)
+    assert run.state == "failed"
+    detail = batch_status.describe_batch(snapshot_of(batch_id))
+    assert detail["status"] == "INTERNAL_ERROR"
+    assert detail["message"].startswith(f"publishing the batch's COMPLETE message to {topic} failed: NotFound"), detail
 
 
 def test_job_name_taken_by_another_batch_rejected_before_anything_is_created(emulator, batch_dag):
