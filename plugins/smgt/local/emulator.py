@@ -38,7 +38,7 @@ from .jobs import TERMINAL, JobStore, LabelingJob
 from .lifecycle import Lifecycle, Timing, worker_from_cognito
 from .outputs import Worker
 from .s3io import S3
-from .server import Dispatcher, Stats
+from .server import Dispatcher, Stats, replay_calls
 from .simulated import SimulatedWorkforce
 from .state import StateStore
 from .validation import JobSpec, validate_create
@@ -158,9 +158,16 @@ class LocalGroundTruth:
         self.store = StateStore(self.state_dir / STATE_FILE if self.state_dir else None)
         app = Dispatcher(handlers={}, moto_app=DomainDispatcherApplication(create_backend_app),
                          faults=self.fault_state, stats=self.stats, default_region=self.region,
-                         extra_admin={"/_smgt/jobs": self._job_statuses})
+                         extra_admin={"/_smgt/jobs": self._job_statuses},
+                         record_call=self.store.record_resource_call)
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_KeepAliveHandler)
         self.port = self._server.server_port
+        # Topics, subscriptions and queues made before a restart (the users' own too), made again
+        # before anyone is served. Their messages not yet received are not kept.
+        calls = self.store.resource_calls()
+        if calls:
+            replayed = replay_calls(app.moto_app, calls, f"{self.host}:{self.port}")
+            log.info("made %d of %d recorded SNS/SQS topic, subscription and queue calls again", replayed, len(calls))
         self._thread = threading.Thread(target=self._server.serve_forever, name="smgt-local-server", daemon=True)
         self._thread.start()
 

@@ -87,15 +87,50 @@ def _respond(start_response: Callable, status: int, body: Any, content_type: str
     return [data]
 
 
+# The SNS and SQS calls that make, change or delete a topic, a subscription or a queue: moto keeps
+# what they made in memory only; Dispatcher hands each one that succeeded to its `record_call`, and
+# replay_calls makes them again in a new moto (the emulator's start). Messages are not among them.
+RESOURCE_ACTIONS = frozenset(
+    [f"sns:{a}" for a in ("CreateTopic", "DeleteTopic", "Subscribe", "Unsubscribe", "SetTopicAttributes",
+                          "SetSubscriptionAttributes", "TagResource", "UntagResource")]
+    + [f"sqs:{a}" for a in ("CreateQueue", "DeleteQueue", "SetQueueAttributes", "TagQueue", "UntagQueue",
+                            "AddPermission", "RemovePermission")]
+)
+# What moto reads of a request besides its body and host: the method, the path, the protocol's
+# headers, and the credential scope of the signature (its account and region).
+_REPLAYED_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "HTTP_X_AMZ_TARGET",
+                  "HTTP_AUTHORIZATION")
+
+
+def replay_calls(moto_app: Callable, calls: Iterable[tuple[dict[str, str], bytes]], host: str) -> int:
+    """Make the recorded calls again in `moto_app`, in order, as if sent to `host` (queue URLs hold
+    it); returns how many succeeded (one that fails now, e.g. a subscription to a queue deleted
+    since, changes nothing)."""
+    done = 0
+    for request, body in calls:
+        status: list[str] = []
+        environ = {**request, "HTTP_HOST": host, "SERVER_NAME": host.rsplit(":", 1)[0],
+                   "SERVER_PORT": host.rsplit(":", 1)[-1], "CONTENT_LENGTH": str(len(body)),
+                   "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO(),
+                   "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
+                   "wsgi.run_once": False}
+        for _ in moto_app(environ, lambda line, headers, exc_info=None, seen=status: seen.append(line)):
+            pass
+        done += bool(status) and status[0].startswith("2")
+    return done
+
+
 class Dispatcher:
     def __init__(self, *, handlers: dict[str, Handler], moto_app: Callable, faults: FaultState,
-                 stats: Stats, default_region: str, extra_admin: dict[str, Callable[[], Any]] | None = None) -> None:
+                 stats: Stats, default_region: str, extra_admin: dict[str, Callable[[], Any]] | None = None,
+                 record_call: Callable[[dict[str, str], bytes], None] | None = None) -> None:
         self.handlers = handlers
         self.moto_app = moto_app
         self.faults = faults
         self.stats = stats
         self.default_region = default_region
         self.extra_admin = extra_admin or {}
+        self.record_call = record_call
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -104,8 +139,22 @@ class Dispatcher:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith("SageMaker.") and target.split(".", 1)[1] in self.handlers:
             return self._sagemaker(target.split(".", 1)[1], environ, start_response)
-        self.stats.record(self._moto_action(environ, target))
-        return self.moto_app(environ, start_response)
+        action = self._moto_action(environ, target)
+        self.stats.record(action)
+        if self.record_call is None or action not in RESOURCE_ACTIONS:
+            return self.moto_app(environ, start_response)
+        body = _read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        status: list[str] = []
+
+        def recording_start_response(line: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(line)
+            return start_response(line, headers, exc_info)
+
+        response = list(self.moto_app(environ, recording_start_response))
+        if status and status[0].startswith("2"):  # recorded before the caller hears it succeeded
+            self.record_call({k: environ[k] for k in _REPLAYED_KEYS if k in environ}, body)
+        return response
 
     def _sagemaker(self, action: str, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         content_type = "application/x-amz-json-1.1"

@@ -11,6 +11,8 @@ Tables:
     objects  one row per finished data object of a job: its output-manifest line (GT writes one for a
              failed object too, naming the failure) and, when it failed, why
     teams    one row per work team (the CreateWorkteam request)
+    resource_calls  every SNS/SQS call that made, changed or deleted a topic, subscription or queue,
+             in order: moto keeps them in memory only, so the emulator replays them on start
 
 `path=None` keeps everything in memory (a throw-away emulator, e.g. a test of one API call).
 """
@@ -54,6 +56,11 @@ create table if not exists teams (
     request text not null,
     region text not null,
     created real not null
+);
+create table if not exists resource_calls (
+    seq integer primary key autoincrement,
+    request text not null,          -- the WSGI environ keys moto reads (JSON)
+    body blob not null
 );
 """
 
@@ -178,6 +185,18 @@ class StateStore:
         with self._tx() as db:
             db.execute("insert or replace into teams (arn, request, region, created) values (?, ?, ?, ?)",
                        (arn, json.dumps(request), region, created))
+
+    # ------------------------------------------------------------ SNS / SQS resources
+
+    def record_resource_call(self, request: dict[str, str], body: bytes) -> None:
+        with self._tx() as db:
+            db.execute("insert into resource_calls (request, body) values (?, ?)", (json.dumps(request), body))
+
+    def resource_calls(self) -> list[tuple[dict[str, str], bytes]]:
+        """What record_resource_call recorded, oldest first."""
+        with self._lock:
+            rows = self._db.execute("select request, body from resource_calls order by seq").fetchall()
+        return [(json.loads(row["request"]), bytes(row["body"])) for row in rows]
 
     def teams(self) -> list[dict[str, Any]]:
         with self._lock:
