@@ -38,6 +38,8 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import requests
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -91,6 +93,12 @@ class BatchApi:
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base = base_url.rstrip("/")
         self.http = requests.Session()
+        # A restart of the deployment refuses connections for a minute or two: wait it out (about
+        # four minutes in all). Only failures to connect are retried: such a request never reached
+        # the server, so a POST is not sent twice.
+        retry = Retry(total=None, connect=12, read=0, status=0, other=0, backoff_factor=1, backoff_max=30)
+        for scheme in ("http://", "https://"):
+            self.http.mount(scheme, HTTPAdapter(max_retries=retry))
         resp = self.http.post(
             f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=30
         )

@@ -30,21 +30,23 @@ class DownSamplingRateOperator(HITLEntryOperator):
         # The DAG's own params (the batch config form) are handed to every task; the form of
         # this task is only the rate.
         kwargs.pop("params", None)
+        question = (
+            f"Level {level - 1} is done. Enter the percentage of frames (video) or lines "
+            f"(images) of each parent's output to send to the level-{level} audit jobs that "
+            "have no rate of their own (0 < rate <= 100)."
+        )
         super().__init__(
             subject=f"Down-sampling rate for level {level}",
-            body=(
-                f"Level {level - 1} is done. Enter the percentage of frames (video) or lines "
-                f"(images) of each parent's output to send to the level-{level} audit jobs that "
-                "have no rate of their own (0 < rate <= 100)."
-            ),
+            body=question,
             params={
-                # A default is needed for the task's context to validate; 100 (send every frame)
-                # is the neutral answer, shown pre-filled in the Required Actions form.
+                # Empty in the Required Actions form: the QA manager types the rate. A pre-filled
+                # 100 was sent by whoever just pressed OK, every frame to the audits, also right
+                # after a refused answer. Submitted empty, it is refused and asked again.
                 # No "maximum": Airflow's form turns a number above it into the maximum without a
                 # word (150 became 100 %); out of range, it is refused and asked again, saying why.
                 RATE_PARAM: Param(
-                    100,
-                    type="number",
+                    None,
+                    type=["null", "number"],
                     exclusiveMinimum=0,
                     title="Down-sampling rate (%)",
                     description="0 < rate <= 100; e.g. 50 sends one frame of two",
@@ -54,6 +56,7 @@ class DownSamplingRateOperator(HITLEntryOperator):
         )
         self.level = level
         self.config_task_id = config_task_id
+        self.question = question
 
     def execute(self, context: Any) -> Any:
         from smgt.batch import level_needs_rate
@@ -75,6 +78,9 @@ class DownSamplingRateOperator(HITLEntryOperator):
                 by = (event.get("responded_by_user") or {}).get("name")
                 self.log.warning("refused %s's answer: %s; asking again", by or "the", problem)
                 context["ti"].xcom_push(key=REFUSED_ANSWER_XCOM_KEY, value={"by": by, "problem": problem})
+                # The form asks again saying why: its earlier answer shows only "response received".
+                self.subject = f"Down-sampling rate for level {self.level}: your answer was refused, answer again"
+                self.body = f"The last answer{f' (by {by})' if by else ''} was refused: {problem}. {self.question}"
                 return self.execute(context)
         result = super().execute_complete(context, event)
         return {RATE_PARAM: result["params_input"][RATE_PARAM]}
