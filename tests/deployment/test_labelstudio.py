@@ -6,7 +6,8 @@ Truth, Airflow), with people stood in for by a script that uses only Label Studi
   pre-filled on exactly the sampled frames; one box is moved and the rest passed; the outputs carry
   the submitted geometry within 1 px, identities kept, the moved box adjusted.
 - workforce/show names the labeling portal and every member can log in.
-- Image boxes and a segmentation mask round-trip to GT's format; a bad result fails its data object.
+- Image boxes and a segmentation mask round-trip to GT's format; a bad result is set aside, its
+  correction counts.
 - Label Studio or the emulator SIGKILLed mid-job or mid-level: no submitted annotation is lost and
   the job or batch completes (the Label Studio rows of the restart matrix).
 """
@@ -340,24 +341,39 @@ def test_image_boxes_and_a_mask_round_trip_to_gt_format(local: LocalDeployment, 
         assert png.getpixel((x, y)) == rgb["Car"], (x, y)
 
 
-def test_a_bad_result_fails_its_data_object_with_the_reason(local: LocalDeployment, image_inputs: dict) -> None:
+def test_a_bad_result_is_set_aside_with_the_reason_and_its_correction_counts(local: LocalDeployment,
+                                                                             image_inputs: dict) -> None:
+    """Label Studio stores whatever is posted (a label the job does not have goes through unchecked):
+    such an annotation is never a label; it is set aside, the task says why, and the labeler's
+    corrected annotation completes the data object. Nothing of the job is failed."""
     labeler = ScriptedAnnotator(local.labelstudio.url, local.worker_tokens["labeler-3@example.com"])
     name = image_job(local, image_inputs, "BoundingBox", "boxes", "ls-bad")
     project = labeler.project(name)
     controls = labeler.controls(project)
-    # Label Studio stores whatever is posted: a label the job does not have goes through it unchecked.
-    labeler.submit(image_task(labeler, project, 0)["id"],
-                   labeler.region(controls, label="Bicycle", item=None, size=FRAME_SIZE, box=(10, 10, 20, 20)))
+    first = image_task(labeler, project, 0)
+    bad = labeler.submit(first["id"], labeler.region(controls, label="Bicycle", item=None, size=FRAME_SIZE,
+                                                     box=(10, 10, 20, 20)))
     labeler.submit(image_task(labeler, project, 1)["id"],
                    labeler.region(controls, label="Car", item=None, size=FRAME_SIZE, box=(30, 30, 20, 20)))
+    wait_until("the bad annotation to be set aside", lambda: labeler.ls.get_annotation(bad["id"])["was_cancelled"],
+               60, 1)
+    task = labeler.ls.get_task(first["id"])
+    assert not task["is_labeled"]  # back in the queue
+    note = task["data"]["smgt_set_aside"]
+    assert note.startswith(f"annotation {bad['id']} by labeler-3 set aside: ") and "Bicycle" in note, note
+    sm = local.client("sagemaker")
+    assert sm.describe_labeling_job(LabelingJobName=name)["LabelCounters"]["FailedNonRetryableError"] == 0
+
+    # Corrected in place, as the labeler's Update in Label Studio's editor does: it counts again.
+    labeler.ls.update_annotation(bad["id"], result=labeler.region(controls, label="Truck", item=None,
+                                                                  size=FRAME_SIZE, box=(10, 10, 20, 20)))
     desc = wait_job(local, name)
     assert desc["LabelingJobStatus"] == "Completed"
-    assert desc["LabelCounters"]["HumanLabeled"] == 1 and desc["LabelCounters"]["FailedNonRetryableError"] == 1
-    failed, labeled = s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
-    assert name not in failed  # never written as a label
-    assert "Bicycle" in failed[f"{name}-metadata"]["failure-reason"]
-    assert failed[f"{name}-metadata"]["failure-reason"].startswith("ClientError: ")
+    assert desc["LabelCounters"]["HumanLabeled"] == 2 and desc["LabelCounters"]["FailedNonRetryableError"] == 0
+    corrected, labeled = s3_lines(local, desc["LabelingJobOutput"]["OutputDatasetS3Uri"])
+    assert [a["class_id"] for a in corrected[name]["annotations"]] == [1]  # the correction, not "Bicycle"
     assert labeled[name]["annotations"][0]["class_id"] == 0
+    assert labeler.ls.get_annotation(bad["id"])["was_cancelled"] is False  # no longer a skip
 
 
 def test_label_studio_killed_mid_job_loses_no_submitted_annotation(local: LocalDeployment,

@@ -331,6 +331,12 @@ class LabelStudioClient:
             raise ValueError("update_annotation needs at least one field")
         return self.request("PATCH", f"/api/annotations/{_id('annotation_id', annotation_id)}/", json_body=fields)
 
+    def update_task(self, task_id: int, **fields: Any) -> JSON:
+        """`PATCH /api/tasks/{id}/` (e.g. `data=`: the task's whole data, which Label Studio replaces)."""
+        if not fields:
+            raise ValueError("update_task needs at least one field")
+        return self.request("PATCH", f"/api/tasks/{_id('task_id', task_id)}/", json_body=fields)
+
     def get_annotation(self, annotation_id: int) -> JSON:
         """`GET /api/annotations/{id}/`."""
         return self.request("GET", f"/api/annotations/{_id('annotation_id', annotation_id)}/")

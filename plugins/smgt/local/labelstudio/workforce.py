@@ -14,7 +14,11 @@ recording the id is caught by looking the project up by title and job):
   submitted an annotation (skips do not count; another user's annotation is marked skipped, so the
   task goes back to the team's queue); it is then
   converted to GT's output (convert.py) and handed to the lifecycle, which writes and records it.
-  A result that fails validation makes the data object failed, with the reason.
+  An annotation that fails validation (a degenerate box, a label the job does not have: Label
+  Studio stores what it is sent, where GT's worker UI would not submit it) is set aside like a
+  skip, so the task goes back to the queue, and the reason goes into the task's data
+  (`smgt_set_aside`, a column of the project's Data Manager): its labeler corrects it and submits
+  again, and the labels of the rest of the sequence are not lost.
 
 Polling Label Studio is the source of truth (its webhooks are delivered once, without retry): a
 cheap project read every `poll_seconds`, and a task listing only when its counters moved. Label
@@ -129,7 +133,7 @@ class LabelStudioWorkforce:
             try:
                 counters = self._counters(project_id)
                 if stopping or counters != last_counters or polls % FULL_SCAN_EVERY == 0:
-                    yield from self._collect(project_id, pending, members, needed)
+                    yield from self._collect(project_id, pending, members, needed, job)
                     last_counters = counters
                 polls += 1
             except LabelStudioApiError as exc:
@@ -214,16 +218,22 @@ class LabelStudioWorkforce:
                                               "skipped_annotations_number", "finished_task_number"))
 
     def _collect(self, project_id: int, pending: dict[int, Task], members: dict[str, Worker],
-                 needed: int) -> Iterator[ObjectResult]:
+                 needed: int, job: Any) -> Iterator[ObjectResult]:
         for ls_task in self.client.iter_tasks(project_id):
             index = ls_task.get("data", {}).get("gt_index")
             task = pending.get(index)
             if task is None:
                 continue
             submitted = []
+            set_aside = job.workforce_state.get(SET_ASIDE_KEY) or {}  # annotation id -> its updated_at then
             for annotation in sorted(ls_task.get("annotations") or [], key=lambda a: a.get("id", 0)):
+                revived = False
                 if annotation.get("was_cancelled"):
-                    continue  # a skip: the task stays available to others
+                    when_set_aside = set_aside.get(str(annotation.get("id")))
+                    if when_set_aside is None or when_set_aside == annotation.get("updated_at"):
+                        continue  # a skip (the task stays available to others), or set aside and not edited since
+                    # Set aside, edited since by its labeler: a submission again, if valid now.
+                    annotation, revived = {**annotation, "was_cancelled": False}, True
                 email = self._email(annotation.get("completed_by"))
                 worker = members.get(email.lower()) if email else None
                 if worker is None:
@@ -234,24 +244,66 @@ class LabelStudioWorkforce:
                                 " work team", task.job_name, annotation.get("id"), email or annotation.get("completed_by"))
                     self.client.update_annotation(annotation["id"], was_cancelled=True)
                     continue
-                if worker not in [w for w, _ in submitted]:
-                    submitted.append((worker, annotation))
+                if worker not in [w for w, _, _ in submitted]:
+                    submitted.append((worker, annotation, revived))
             if len(submitted) < needed:
                 continue
-            submitted = submitted[:needed]
+            chosen = [(worker, annotation) for worker, annotation, _ in submitted[:needed]]
+            result = self._result(task, chosen)
+            if result is None:
+                self._set_aside_invalid(task, ls_task, chosen, job)
+                continue  # back in the queue, for a corrected annotation
+            for _, annotation, revived in submitted[:needed]:
+                if revived:  # corrected in place: no longer a skip in Label Studio either
+                    self.client.update_annotation(annotation["id"], was_cancelled=False)
             del pending[index]
-            yield self._result(task, submitted)
+            yield result
 
-    def _result(self, task: Task, submitted: list[tuple[Worker, dict[str, Any]]]) -> ObjectResult:
+    def _result(self, task: Task, submitted: list[tuple[Worker, dict[str, Any]]]) -> ObjectResult | None:
+        """The finished data object; None when an annotation is not a valid result (set it aside)."""
         annotations = [a for _, a in submitted]
         try:
             labeled = labeled_from_annotations(task, annotations, self.s3)
             answers = [Answer(worker, answer_content(task, a, self.s3), _time(a), float(a.get("lead_time") or 0.0))
                        for worker, a in submitted]
-        except (ResultError, InputError) as exc:
-            log.info("job %s data object %d failed validation: %s", task.job_name, task.index, exc)
+        except ResultError:
+            return None
+        except InputError as exc:  # the data object itself cannot be labeled: GT fails it
+            log.info("job %s data object %d failed: %s", task.job_name, task.index, exc)
             return ObjectResult(task.index, failure=f"ClientError: {exc}")
         return ObjectResult(task.index, labeled, answers)
+
+    def _set_aside_invalid(self, task: Task, ls_task: dict[str, Any], submitted: list[tuple[Worker, dict[str, Any]]],
+                           job: Any) -> None:
+        """Mark each annotation that is not a valid result skipped (the task goes back to the queue),
+        say why in the task's data, for its labeler, and remember it: edited later (its labeler
+        corrects it in place), it is looked at again."""
+        reasons = []
+        for worker, annotation in submitted:
+            try:
+                labeled_from_annotations(task, [annotation], self.s3)
+                answer_content(task, annotation, self.s3)
+            except ResultError as exc:
+                reasons.append((worker, annotation, str(exc)))
+        if not reasons:  # each is valid alone, not together: all of them go back
+            try:
+                labeled_from_annotations(task, [a for _, a in submitted], self.s3)
+            except ResultError as exc:
+                reasons = [(worker, annotation, str(exc)) for worker, annotation in submitted]
+            else:
+                reasons = [(worker, annotation, "not a valid result") for worker, annotation in submitted]
+        set_aside = dict(job.workforce_state.get(SET_ASIDE_KEY) or {})
+        for worker, annotation, reason in reasons:
+            log.warning("job %s: annotation %s by %s set aside (skipped): %s", task.job_name, annotation.get("id"),
+                        worker.username, reason)
+            updated = self.client.update_annotation(annotation["id"], was_cancelled=True)
+            set_aside[str(annotation["id"])] = updated.get("updated_at")
+        job.save_workforce_state(**{SET_ASIDE_KEY: set_aside})
+        note = "; ".join(f"annotation {a.get('id')} by {w.username} set aside: {r}. Correct it and submit again"
+                         for w, a, r in reasons)
+        data = ls_task.get("data") or {}
+        if note and data.get(SET_ASIDE_KEY) != note:
+            self.client.update_task(ls_task["id"], data={**data, SET_ASIDE_KEY: note})
 
     def _email(self, user: Any) -> str | None:
         if isinstance(user, dict):
@@ -259,6 +311,10 @@ class LabelStudioWorkforce:
         if user not in self._emails:
             self._emails = {u["id"]: u.get("email", "") for u in self.client.list_users()}
         return self._emails.get(user)
+
+
+# The task data key that says why an annotation was set aside (shown as a Data Manager column).
+SET_ASIDE_KEY = "smgt_set_aside"
 
 
 def _unreachable(exc: LabelStudioApiError) -> bool:
