@@ -30,14 +30,13 @@ class DownSamplingRateOperator(HITLEntryOperator):
         # The DAG's own params (the batch config form) are handed to every task; the form of
         # this task is only the rate.
         kwargs.pop("params", None)
-        question = (
-            f"Level {level - 1} is done. Enter the percentage of frames (video) or lines "
-            f"(images) of each parent's output to send to the level-{level} audit jobs that "
-            "have no rate of their own (0 < rate <= 100)."
-        )
         super().__init__(
             subject=f"Down-sampling rate for level {level}",
-            body=question,
+            body=(
+                f"Level {level - 1} is done. Enter the percentage of frames (video) or lines "
+                f"(images) of each parent's output to send to the level-{level} audit jobs that "
+                "have no rate of their own (0 < rate <= 100)."
+            ),
             params={
                 # Empty in the Required Actions form: the QA manager types the rate. A pre-filled
                 # 100 was sent by whoever just pressed OK, every frame to the audits, also right
@@ -56,7 +55,6 @@ class DownSamplingRateOperator(HITLEntryOperator):
         )
         self.level = level
         self.config_task_id = config_task_id
-        self.question = question
 
     def execute(self, context: Any) -> Any:
         from smgt.batch import level_needs_rate
@@ -78,9 +76,8 @@ class DownSamplingRateOperator(HITLEntryOperator):
                 by = (event.get("responded_by_user") or {}).get("name")
                 self.log.warning("refused %s's answer: %s; asking again", by or "the", problem)
                 context["ti"].xcom_push(key=REFUSED_ANSWER_XCOM_KEY, value={"by": by, "problem": problem})
-                # The form asks again saying why: its earlier answer shows only "response received".
-                self.subject = f"Down-sampling rate for level {self.level}: your answer was refused, answer again"
-                self.body = f"The last answer{f' (by {by})' if by else ''} was refused: {problem}. {self.question}"
+                # Airflow's upsert keeps the first ask's subject and body: the batch page and
+                # batch/show say why it asks again.
                 return self.execute(context)
         result = super().execute_complete(context, event)
         return {RATE_PARAM: result["params_input"][RATE_PARAM]}
