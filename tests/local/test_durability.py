@@ -139,7 +139,12 @@ with LocalGroundTruth(port=0, seed=5, s3=S3Store(**store), state_dir=state_dir) 
     topic = sns.create_topic(Name=topic_name)["TopicArn"]
     url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "7"})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    # Attributes set after subscribing, and a subscription undone: calls naming a subscription ARN.
+    kept = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)["SubscriptionArn"]
+    sns.set_subscription_attributes(SubscriptionArn=kept, AttributeName="RawMessageDelivery", AttributeValue="true")
+    other = sqs.create_queue(QueueName=queue_name + "-2")["QueueUrl"]
+    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.unsubscribe(SubscriptionArn=sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=other_arn)["SubscriptionArn"])
     sns.delete_topic(TopicArn=sns.create_topic(Name=gone_name)["TopicArn"])
     print(json.dumps([topic]))
 """
@@ -170,9 +175,11 @@ def test_topics_subscriptions_and_queues_survive_a_restart(tmp_path, s3_store, e
         url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
         assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"] == {
             "VisibilityTimeout": "7"}
+        subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+        assert [s["Endpoint"].rsplit(":", 1)[-1] for s in subscriptions] == [queue_name]  # the other was undone
         sns.publish(TopicArn=topic, Message="after the restart")
         got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5).get("Messages", [])
-        assert [m["Body"] for m in got] == ["after the restart"]  # raw delivery, as subscribed
+        assert [m["Body"] for m in got] == ["after the restart"]  # raw delivery, as set after subscribing
         # The default topic's subscription of bootstrap is not doubled by the replay.
         default = [s for s in sns.list_subscriptions()["Subscriptions"]
                    if s["TopicArn"] == SETTINGS.default_sns_topic_arn]

@@ -23,7 +23,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from .errors import ApiError, InternalFailure, ThrottlingException
 from .faults import FaultState
@@ -102,21 +102,39 @@ _REPLAYED_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE",
                   "HTTP_AUTHORIZATION")
 
 
+# Where a recorded Subscribe keeps the subscription ARN moto answered (a random id), so that the
+# Unsubscribe and SetSubscriptionAttributes calls naming it reach the subscription made on replay.
+_SUBSCRIPTION_KEY = "smgt.SubscriptionArn"
+_SUBSCRIPTION_ARN = re.compile(rb"<SubscriptionArn>([^<]+)</SubscriptionArn>")
+
+
+def _subscription_arn(response: bytes) -> str | None:
+    match = _SUBSCRIPTION_ARN.search(response)
+    return match.group(1).decode() if match else None
+
+
 def replay_calls(moto_app: Callable, calls: Iterable[tuple[dict[str, str], bytes]], host: str) -> int:
     """Make the recorded calls again in `moto_app`, in order, as if sent to `host` (queue URLs hold
     it); returns how many succeeded (one that fails now, e.g. a subscription to a queue deleted
-    since, changes nothing)."""
-    done = 0
+    since, changes nothing). A subscription gets a new ARN from moto: later calls naming the
+    recorded one are sent with the new one."""
+    done, renamed = 0, {}
     for request, body in calls:
+        request = dict(request)
+        recorded_arn = request.pop(_SUBSCRIPTION_KEY, None)
+        for old, new in renamed.items():
+            body = body.replace(quote(old, safe="").encode(), quote(new, safe="").encode())
         status: list[str] = []
         environ = {**request, "HTTP_HOST": host, "SERVER_NAME": host.rsplit(":", 1)[0],
                    "SERVER_PORT": host.rsplit(":", 1)[-1], "CONTENT_LENGTH": str(len(body)),
                    "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO(),
                    "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
                    "wsgi.run_once": False}
-        for _ in moto_app(environ, lambda line, headers, exc_info=None, seen=status: seen.append(line)):
-            pass
-        done += bool(status) and status[0].startswith("2")
+        response = b"".join(moto_app(environ, lambda line, headers, exc_info=None, seen=status: seen.append(line)))
+        succeeded = bool(status) and status[0].startswith("2")
+        done += succeeded
+        if recorded_arn and succeeded and (arn := _subscription_arn(response)):
+            renamed[recorded_arn] = arn
     return done
 
 
@@ -153,7 +171,10 @@ class Dispatcher:
 
         response = list(self.moto_app(environ, recording_start_response))
         if status and status[0].startswith("2"):  # recorded before the caller hears it succeeded
-            self.record_call({k: environ[k] for k in _REPLAYED_KEYS if k in environ}, body)
+            request = {k: environ[k] for k in _REPLAYED_KEYS if k in environ}
+            if action == "sns:Subscribe":  # its ARN, which later calls name, is new on each replay
+                request[_SUBSCRIPTION_KEY] = _subscription_arn(b"".join(response)) or ""
+            self.record_call(request, body)
         return response
 
     def _sagemaker(self, action: str, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
