@@ -27,7 +27,7 @@ def resolve_batch() -> dict:
 
     from smgt.batch import claim_batch_id, record_rejection
     from smgt.config import BatchConfigError
-    from smgt.dag_factory import foreign_job_names, s3_storage
+    from smgt.dag_factory import foreign_job_names, holder_run_exists, s3_storage
     from smgt.trigger_form import resolve_run
 
     context = get_current_context()
@@ -38,7 +38,7 @@ def resolve_batch() -> dict:
         # What a task can see (Airflow 3 gives tasks no metadata DB): another run of this DAG whose
         # run id is the batchId (batch/create, `--run-id`). Runs triggered from the form or the
         # REST API with a generated run id are checked at trigger time by the API server
-        # (smgt.api.trigger_guard), which reads every batch's id.
+        # (smgt.api.trigger_guard), which reads every batch's id; and every run by the claim below.
         taken = ti.get_dr_count(dag_id=run.dag_id, run_ids=[batch_id])
         return taken > (1 if run.run_id == batch_id else 0)
 
@@ -56,7 +56,7 @@ def resolve_batch() -> dict:
             # Holds the id in S3 at once: two runs given the same batchId at the same moment, which
             # the checks above cannot see in each other, do not both go on.
             claim=lambda batch_id: claim_batch_id(s3_storage(settings), settings, batch_id,
-                                                  f"{run.dag_id}/{run.run_id}"),
+                                                  f"{run.dag_id}/{run.run_id}", holder_exists=holder_run_exists(ti)),
         )
     except BatchConfigError as exc:  # its problems are in XCom already
         raise AirflowFailException(f"the batch config was rejected: {'; '.join(exc.problems)}") from exc

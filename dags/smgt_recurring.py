@@ -28,10 +28,11 @@ def resolve_task(batch_file: BatchFile):
         from smgt.batch import claim_batch_id, record_rejection
         from smgt.batch_files import BatchFileError, batch_id_for, materialize_batch, read_batch_file
         from smgt.config import BatchConfigError
-        from smgt.dag_factory import foreign_job_names, s3_storage
+        from smgt.dag_factory import foreign_job_names, holder_run_exists, s3_storage
         from smgt.settings import get_settings
 
-        run = get_current_context()["dag_run"]
+        context = get_current_context()
+        run, ti = context["dag_run"], context["ti"]
         settings = get_settings()
         try:
             current = read_batch_file(Path(batch_file.path))  # the file as it is now, not at parse time
@@ -43,7 +44,7 @@ def resolve_task(batch_file: BatchFile):
                 storage=s3_storage(settings),
                 foreign_job_names=foreign_job_names(settings, batch_id_for(current.prefix, run_time)),
                 claim=lambda batch_id: claim_batch_id(s3_storage(settings), settings, batch_id,
-                                                      f"{run.dag_id}/{run.run_id}"),
+                                                      f"{run.dag_id}/{run.run_id}", holder_exists=holder_run_exists(ti)),
             )
         except BatchFileError as exc:
             record_rejection([str(exc)])

@@ -86,3 +86,18 @@ def test_local_paths_are_created_only_once(tmp_path):
     assert storage.create_if_absent(path, b'{"run": 1}') is True
     assert storage.create_if_absent(path, b'{"run": 2}') is False
     assert json.loads((tmp_path / "a" / "claim.json").read_bytes()) == {"run": 1}
+
+
+def test_a_claim_of_a_run_deleted_from_airflow_is_taken_over(storage):
+    claim_batch_id(storage, SETTINGS, "b3", "smgt_batch/manual__old")
+    asked = []
+
+    def exists(holder: str) -> bool:
+        asked.append(holder)
+        return holder != "smgt_batch/manual__old"
+
+    claim_batch_id(storage, SETTINGS, "b3", "smgt_batch/manual__new", holder_exists=exists)
+    assert asked == ["smgt_batch/manual__old"]
+    assert claimed_by(storage, "b3") == {"batchId": "b3", "run": "smgt_batch/manual__new"}
+    with pytest.raises(BatchConfigError, match="run smgt_batch/manual__new"):  # a holder that exists holds
+        claim_batch_id(storage, SETTINGS, "b3", "smgt_batch/manual__third", holder_exists=exists)

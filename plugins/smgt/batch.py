@@ -126,7 +126,8 @@ def check_run_id(batch_id: str, run_id: str) -> None:
 CLAIM_NAME = "batch-claim.json"
 
 
-def claim_batch_id(storage: Any, settings: Settings, batch_id: str, run: str) -> None:
+def claim_batch_id(storage: Any, settings: Settings, batch_id: str, run: str,
+                   holder_exists: Callable[[str], bool] | None = None) -> None:
     """Hold `batch_id` for `run` ("<dag_id>/<run_id>") before the run writes anything under the
     batch's prefix: `<batch prefix>/batch-claim.json`, created only if absent (a conditional write,
     Storage.create_if_absent), so of two runs given the same batchId at the same moment exactly one
@@ -134,14 +135,21 @@ def claim_batch_id(storage: Any, settings: Settings, batch_id: str, run: str) ->
     and a template's generated id has one-second resolution). The run that holds it may claim it
     again (a retry, a cleared run).
 
+    `holder_exists(holder)` says whether the run that holds it still exists: a run deleted from
+    Airflow (to use its batchId again) no longer holds it, and this run takes the claim over.
+
     Raises BatchConfigError (problems also left in XCom, as every rejection) naming the run that
     holds the id.
     """
     uri = f"{batch_prefix(settings, batch_id)}/{CLAIM_NAME}"
-    if storage.create_if_absent(uri, json.dumps({"batchId": batch_id, "run": run}).encode()):
+    claim = json.dumps({"batchId": batch_id, "run": run}).encode()
+    if storage.create_if_absent(uri, claim):
         return
     holder = storage.read_json(uri).get("run")
     if holder == run:
+        return
+    if holder_exists is not None and isinstance(holder, str) and not holder_exists(holder):
+        storage.write_bytes(uri, claim)
         return
     problems = [f"batchId: {batch_id!r} is already used by an existing batch (run {holder})"]
     record_rejection(problems)

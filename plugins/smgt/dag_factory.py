@@ -86,6 +86,17 @@ def skip_unused_tasks(ti: Any, config: Any) -> dict[str, Any]:
     raise DownstreamTasksSkipped(tasks=unused)
 
 
+def holder_run_exists(ti: Any) -> Callable[[str], bool]:
+    """Whether the run "<dag_id>/<run_id>" holding a batchId's claim (smgt.batch.claim_batch_id) is
+    still in Airflow: what a task can ask (Airflow 3 gives tasks no metadata DB)."""
+
+    def exists(holder: str) -> bool:
+        dag_id, _, run_id = holder.partition("/")
+        return ti.get_dr_count(dag_id=dag_id, run_ids=[run_id]) > 0
+
+    return exists
+
+
 def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], list[str]]:
     """Names that already exist in GT and were not created by this batch (a retry adopts its own)."""
     from smgt.batch import jobs_owned_by_others

@@ -34,6 +34,7 @@ import os
 import random
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -227,15 +228,18 @@ class Storage:
             from botocore.exceptions import ClientError
 
             bucket, key = parse_s3_uri(uri)
-            try:
-                self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
-            except ClientError as exc:
-                # 412: the object exists; 409 ConditionalRequestConflict: another conditional write
-                # of it is under way (S3 lets one of them win; this one did not).
-                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
-                    return False
-                raise
-            return True
+            for attempt in range(5):
+                try:
+                    self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+                except ClientError as exc:
+                    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                    if status == 412:  # the object exists
+                        return False
+                    if status == 409 and attempt < 4:  # ConditionalRequestConflict: S3 says try again
+                        time.sleep(0.2 * 2**attempt)
+                        continue
+                    raise
+                return True
         path = _local_path(uri)
         try:
             fd = self._in_local_dir(os.path.dirname(path) or ".", lambda: os.open(path, _NEW_FILE, 0o644))
