@@ -351,6 +351,7 @@ def test_a_bad_result_is_set_aside_with_the_reason_and_its_correction_counts(loc
     project = labeler.project(name)
     controls = labeler.controls(project)
     first = image_task(labeler, project, 0)
+    media = labeler.ls.get_task(first["id"])["data"]["image"]
     bad = labeler.submit(first["id"], labeler.region(controls, label="Bicycle", item=None, size=FRAME_SIZE,
                                                      box=(10, 10, 20, 20)))
     labeler.submit(image_task(labeler, project, 1)["id"],
@@ -361,6 +362,7 @@ def test_a_bad_result_is_set_aside_with_the_reason_and_its_correction_counts(loc
     assert not task["is_labeled"]  # back in the queue
     note = task["data"]["smgt_set_aside"]
     assert note.startswith(f"annotation {bad['id']} by labeler-3 set aside: ") and "Bicycle" in note, note
+    assert task["data"]["image"] == media  # the note was added to the task's data as imported
     sm = local.client("sagemaker")
     assert sm.describe_labeling_job(LabelingJobName=name)["LabelCounters"]["FailedNonRetryableError"] == 0
 

@@ -293,16 +293,22 @@ class LabelStudioWorkforce:
             else:
                 reasons = [(worker, annotation, "not a valid result") for worker, annotation in submitted]
         set_aside = dict(job.workforce_state.get(SET_ASIDE_KEY) or {})
+        # Known as set aside before it is marked skipped: after a crash in between, the next scan
+        # finds it changed (no time matches "?") and looks at it again, instead of never.
+        job.save_workforce_state(**{SET_ASIDE_KEY: {**set_aside, **{str(a["id"]): "?" for _, a, _ in reasons}}})
         for worker, annotation, reason in reasons:
             log.warning("job %s: annotation %s by %s set aside (skipped): %s", task.job_name, annotation.get("id"),
                         worker.username, reason)
             updated = self.client.update_annotation(annotation["id"], was_cancelled=True)
             set_aside[str(annotation["id"])] = updated.get("updated_at")
         job.save_workforce_state(**{SET_ASIDE_KEY: set_aside})
-        note = "; ".join(f"annotation {a.get('id')} by {w.username} set aside: {r}. Correct it and submit again"
+        note = "; ".join(f"annotation {a.get('id')} by {w.username} set aside: {r}. Open the task from the "
+                         "project's Data Manager, correct it and press Update (or submit a new one)"
                          for w, a, r in reasons)
-        data = ls_task.get("data") or {}
-        if note and data.get(SET_ASIDE_KEY) != note:
+        if note and (ls_task.get("data") or {}).get(SET_ASIDE_KEY) != note:
+            # The task's data as imported (task_for_object), not as listed: Label Studio lists media
+            # URIs resolved to its own proxy links, which written back would replace the s3:// ones.
+            data = task_for_object(task, self.s3)["data"]
             self.client.update_task(ls_task["id"], data={**data, SET_ASIDE_KEY: note})
 
     def _email(self, user: Any) -> str | None:
