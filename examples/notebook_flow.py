@@ -94,9 +94,10 @@ class BatchApi:
         self.base = base_url.rstrip("/")
         self.http = requests.Session()
         # A restart of the deployment refuses connections for a minute or two: wait it out (about
-        # four minutes in all). Only failures to connect are retried: such a request never reached
-        # the server, so a POST is not sent twice.
-        retry = Retry(total=None, connect=12, read=0, status=0, other=0, backoff_factor=1, backoff_max=30)
+        # four minutes in all). A POST is retried only when it could not connect (it never reached
+        # the server, so it is not sent twice); reads (GET) also after a reset or a 502/503/504.
+        retry = Retry(total=None, connect=12, read=4, status=4, other=0, backoff_factor=1, backoff_max=30,
+                      status_forcelist=(502, 503, 504), raise_on_status=False)
         for scheme in ("http://", "https://"):
             self.http.mount(scheme, HTTPAdapter(max_retries=retry))
         resp = self.http.post(
