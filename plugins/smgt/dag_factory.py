@@ -151,13 +151,13 @@ def plan_jobs(level: int) -> list[dict[str, Any]]:
     from smgt.batch import plan_level
 
     ti = get_current_context()["ti"]
-    config = _batch_config(ti)
-    finished: list[dict[str, Any]] = []
-    for earlier in range(1, level):
-        finished.extend(_collected(ti, earlier))
-    answer = ti.xcom_pull(task_ids=f"{level_group_id(level)}.down_sampling_rate") if level > 1 else None
-    posted_rate = answer.get(RATE_PARAM) if isinstance(answer, dict) else None
     with _error_recorded(f"planning level {level}'s jobs"):
+        config = _batch_config(ti)
+        finished: list[dict[str, Any]] = []
+        for earlier in range(1, level):
+            finished.extend(_collected(ti, earlier))
+        answer = ti.xcom_pull(task_ids=f"{level_group_id(level)}.down_sampling_rate") if level > 1 else None
+        posted_rate = answer.get(RATE_PARAM) if isinstance(answer, dict) else None
         return plan_level(config, level, finished=finished, posted_rate=posted_rate)
 
 

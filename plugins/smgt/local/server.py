@@ -92,7 +92,8 @@ def _respond(start_response: Callable, status: int, body: Any, content_type: str
 # replay_calls makes them again in a new moto (the emulator's start). Messages are not among them.
 RESOURCE_ACTIONS = frozenset(
     [f"sns:{a}" for a in ("CreateTopic", "DeleteTopic", "Subscribe", "Unsubscribe", "SetTopicAttributes",
-                          "SetSubscriptionAttributes", "TagResource", "UntagResource")]
+                          "SetSubscriptionAttributes", "TagResource", "UntagResource", "AddPermission",
+                          "RemovePermission", "PutDataProtectionPolicy")]
     + [f"sqs:{a}" for a in ("CreateQueue", "DeleteQueue", "SetQueueAttributes", "TagQueue", "UntagQueue",
                             "AddPermission", "RemovePermission")]
 )
@@ -149,6 +150,8 @@ class Dispatcher:
         self.default_region = default_region
         self.extra_admin = extra_admin or {}
         self.record_call = record_call
+        # Resource calls are applied and recorded one at a time, so the record keeps their order.
+        self._resource_calls = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -169,12 +172,13 @@ class Dispatcher:
             status.append(line)
             return start_response(line, headers, exc_info)
 
-        response = list(self.moto_app(environ, recording_start_response))
-        if status and status[0].startswith("2"):  # recorded before the caller hears it succeeded
-            request = {k: environ[k] for k in _REPLAYED_KEYS if k in environ}
-            if action == "sns:Subscribe":  # its ARN, which later calls name, is new on each replay
-                request[_SUBSCRIPTION_KEY] = _subscription_arn(b"".join(response)) or ""
-            self.record_call(request, body)
+        with self._resource_calls:
+            response = list(self.moto_app(environ, recording_start_response))
+            if status and status[0].startswith("2"):  # recorded before the caller hears it succeeded
+                request = {k: environ[k] for k in _REPLAYED_KEYS if k in environ}
+                if action == "sns:Subscribe":  # its ARN, which later calls name, is new on each replay
+                    request[_SUBSCRIPTION_KEY] = _subscription_arn(b"".join(response)) or ""
+                self.record_call(request, body)
         return response
 
     def _sagemaker(self, action: str, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
