@@ -193,20 +193,28 @@ def test_rerun_adopts_existing_jobs_without_duplicates(emulator, batch_dag):
     batch_id = unique("nb-rerun")
     conf = nb_conf(emulator, batch_id, rate=50)
     conf["labelingJobs"] = conf["labelingJobs"][:2]  # level 1 only
-    assert batch_dag.test(run_conf=conf).state == "success"
+    original = batch_dag.test(run_conf=conf)
+    assert original.state == "success"
     first = gt_job_names(emulator, batch_id)
-    # Clearing the run and running it again re-executes every job task: it adopts, not duplicates.
-    # A cleared run keeps its run id, so it holds its batchId's claim; dag.test can only make a run
-    # with a new id, so the claim goes first (what a second run with the batchId gets instead: the
-    # test below).
-    s3 = emulator.client("s3")
-    bucket, prefix = parse_s3_uri(batch_prefix(get_settings(), batch_id))
-    s3.delete_object(Bucket=bucket, Key=f"{prefix}/{CLAIM_NAME}")
+    # Running the batch again re-executes every job task: it adopts, not duplicates. dag.test can only
+    # make a run with a new id, which a live run's claim on the batchId refuses (next test); the first
+    # run is deleted from Airflow, as an admin would to run a batch again, and gives its claim up.
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        session.delete(session.scalar(select(DagRun).where(DagRun.dag_id == "smgt_batch",
+                                                           DagRun.run_id == original.run_id)))
     rerun = batch_dag.test(run_conf=conf)
     assert rerun.state == "success"
     assert gt_job_names(emulator, batch_id) == first == [f"{batch_id}-lane", f"{batch_id}-vehicle"]
     snapshot = snapshot_of(batch_id)
     assert {snapshot.xcom("level_1.labeling_job", i, "created")["adopted"] for i in (0, 1)} == {True}
+    s3 = emulator.client("s3")
+    bucket, prefix = parse_s3_uri(batch_prefix(get_settings(), batch_id))
+    claim = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/{CLAIM_NAME}")["Body"].read())
+    assert claim["run"] == f"smgt_batch/{rerun.run_id}"  # taken over from the deleted run
 
 
 def test_a_second_run_with_the_same_batch_id_is_refused_before_it_writes_anything(emulator, batch_dag):
