@@ -356,9 +356,10 @@ def test_a_bad_result_is_set_aside_with_the_reason_and_its_correction_counts(loc
                                                      box=(10, 10, 20, 20)))
     labeler.submit(image_task(labeler, project, 1)["id"],
                    labeler.region(controls, label="Car", item=None, size=FRAME_SIZE, box=(30, 30, 20, 20)))
-    wait_until("the bad annotation to be set aside", lambda: labeler.ls.get_annotation(bad["id"])["was_cancelled"],
-               60, 1)
-    task = labeler.ls.get_task(first["id"])
+    # Marked skipped first, then the reason goes into the task: wait for both.
+    task = wait_until("the bad annotation to be set aside with its reason", lambda: (
+        labeler.ls.get_annotation(bad["id"])["was_cancelled"]
+        and "smgt_set_aside" in (t := labeler.ls.get_task(first["id"]))["data"] and t), 60, 1)
     assert not task["is_labeled"]  # back in the queue
     note = task["data"]["smgt_set_aside"]
     assert note.startswith(f"annotation {bad['id']} by labeler-3 set aside: ") and "Bicycle" in note, note
