@@ -25,9 +25,9 @@ def resolve_batch() -> dict:
     checks and uploads the same label configs again."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from smgt.batch import claim_batch_id, record_rejection
+    from smgt.batch import record_rejection
     from smgt.config import BatchConfigError
-    from smgt.dag_factory import foreign_job_names, holder_run_exists, s3_storage
+    from smgt.dag_factory import batch_id_claim, foreign_job_names, s3_storage
     from smgt.trigger_form import resolve_run
 
     context = get_current_context()
@@ -55,8 +55,7 @@ def resolve_batch() -> dict:
             batch_exists=batch_exists,
             # Holds the id in S3 at once: two runs given the same batchId at the same moment, which
             # the checks above cannot see in each other, do not both go on.
-            claim=lambda batch_id: claim_batch_id(s3_storage(settings), settings, batch_id,
-                                                  f"{run.dag_id}/{run.run_id}", holder_exists=holder_run_exists(ti)),
+            claim=batch_id_claim(settings, ti, run),
         )
     except BatchConfigError as exc:  # its problems are in XCom already
         raise AirflowFailException(f"the batch config was rejected: {'; '.join(exc.problems)}") from exc

@@ -25,10 +25,10 @@ def resolve_task(batch_file: BatchFile):
         is retried."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from smgt.batch import claim_batch_id, record_rejection
+        from smgt.batch import record_rejection
         from smgt.batch_files import BatchFileError, batch_id_for, materialize_batch, read_batch_file
         from smgt.config import BatchConfigError
-        from smgt.dag_factory import foreign_job_names, holder_run_exists, s3_storage
+        from smgt.dag_factory import batch_id_claim, foreign_job_names, s3_storage
         from smgt.settings import get_settings
 
         context = get_current_context()
@@ -43,8 +43,7 @@ def resolve_task(batch_file: BatchFile):
                 settings=settings,
                 storage=s3_storage(settings),
                 foreign_job_names=foreign_job_names(settings, batch_id_for(current.prefix, run_time)),
-                claim=lambda batch_id: claim_batch_id(s3_storage(settings), settings, batch_id,
-                                                      f"{run.dag_id}/{run.run_id}", holder_exists=holder_run_exists(ti)),
+                claim=batch_id_claim(settings, ti, run),
             )
         except BatchFileError as exc:
             record_rejection([str(exc)])

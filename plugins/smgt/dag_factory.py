@@ -86,15 +86,18 @@ def skip_unused_tasks(ti: Any, config: Any) -> dict[str, Any]:
     raise DownstreamTasksSkipped(tasks=unused)
 
 
-def holder_run_exists(ti: Any) -> Callable[[str], bool]:
-    """Whether the run "<dag_id>/<run_id>" holding a batchId's claim (smgt.batch.claim_batch_id) is
-    still in Airflow: what a task can ask (Airflow 3 gives tasks no metadata DB)."""
+def batch_id_claim(settings: Any, ti: Any, run: Any) -> Callable[[str], None]:
+    """What a resolve task claims a batchId with (smgt.batch.claim_batch_id) for its run; a holder
+    run that is no longer in Airflow gives the claim up, asked with the task's get_dr_count (Airflow
+    3 gives tasks no metadata DB)."""
+    from smgt.batch import claim_batch_id
 
-    def exists(holder: str) -> bool:
+    def holder_exists(holder: str) -> bool:
         dag_id, _, run_id = holder.partition("/")
         return ti.get_dr_count(dag_id=dag_id, run_ids=[run_id]) > 0
 
-    return exists
+    return lambda batch_id: claim_batch_id(s3_storage(settings), settings, batch_id, f"{run.dag_id}/{run.run_id}",
+                                           holder_exists=holder_exists)
 
 
 def foreign_job_names(settings: Any, batch_id: str) -> Callable[[list[str]], list[str]]:

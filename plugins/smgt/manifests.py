@@ -207,17 +207,20 @@ class Storage:
             bucket, key = parse_s3_uri(uri)
             self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
             return
-        if not atomic:
-            path = _local_path(uri)
-            try:
-                fd = self._in_local_dir(os.path.dirname(path) or ".", lambda: os.open(path, _NEW_FILE, 0o644))
-            except FileExistsError:
-                pass
-            else:
-                _write_all(fd, data)
-                return
+        if not atomic and self._create_local(uri, data):
+            return
         with self.open_write(uri) as f:
             f.write(data)
+
+    def _create_local(self, uri: str, data: bytes) -> bool:
+        """Create the local file `uri` with `data` straight under its name; False when it exists."""
+        path = _local_path(uri)
+        try:
+            fd = self._in_local_dir(os.path.dirname(path) or ".", lambda: os.open(path, _NEW_FILE, 0o644))
+        except FileExistsError:
+            return False
+        _write_all(fd, data)
+        return True
 
     def create_if_absent(self, uri: str, data: bytes, *, content_type: str = "application/json") -> bool:
         """Write `data` to `uri` only if nothing is there yet; False when something is (then nothing
@@ -240,13 +243,7 @@ class Storage:
                         continue
                     raise
                 return True
-        path = _local_path(uri)
-        try:
-            fd = self._in_local_dir(os.path.dirname(path) or ".", lambda: os.open(path, _NEW_FILE, 0o644))
-        except FileExistsError:
-            return False
-        _write_all(fd, data)
-        return True
+        return self._create_local(uri, data)
 
     def put_file(self, local_file: str, uri: str) -> None:
         """Copy a finished local file to `uri` (S3: managed, multipart upload for large files)."""
